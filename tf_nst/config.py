@@ -1,0 +1,200 @@
+"""Every setting of a style-transfer run, with its default, validated once.
+
+`StyleConfig` is frozen: the CLI builds one from its flags, the Python API takes one, and the
+TensorBoard hparams dashboard records `hparams()` of it. Validation happens in `__post_init__`, so an
+invalid config never exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from tf_nst.errors import StyleTransferError
+
+BACKBONES = ("vgg19", "vgg16")
+INITS = ("content", "noise", "style")
+POOLINGS = ("max", "avg")
+OPTIMIZERS = ("adam", "lbfgs")
+PRESERVE_COLORS = ("none", "luminance", "histogram")
+LOSS_NORMALIZATIONS = ("normalized", "tutorial")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+DEFAULT_STYLE_LAYERS = (
+    "block1_conv1",
+    "block2_conv1",
+    "block3_conv1",
+    "block4_conv1",
+    "block5_conv1",
+)
+DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
+
+
+@dataclasses.dataclass(frozen=True)
+class StyleConfig:
+    """Settings of one stylization run.
+
+    Attributes:
+        size: Longest side of the output in pixels.
+        steps: Total optimisation steps, summed over all scales.
+        learning_rate: Adam learning rate, in image units (the image lives in [0, 1]).
+        content_weight: Weight of the content term.
+        style_weight: Weight of the style term.
+        tv_weight: Weight of the total-variation term.
+        content_layers: Backbone layers whose features the output must match.
+        style_layers: Backbone layers whose Gram matrices the output must match.
+        style_layer_weights: One weight per style layer; equal when None.
+        style_blend: One weight per style image, normalised to sum to 1; equal when None.
+        backbone: "vgg19" or "vgg16".
+        weights: "imagenet" (downloaded once by Keras) or a path to a Keras weights file.
+        pooling: "max" (as trained) or "avg" (as Gatys et al. recommend).
+        init: "content", "noise", "style" or a path to an image.
+        seed: Seed for the noise initialisation and any other randomness.
+        preserve_colors: "none", "luminance" or "histogram".
+        style_scale: Size of the style image relative to the working size.
+        optimizer: "adam" or "lbfgs".
+        scales: Number of coarse-to-fine scales; None picks it from `size`.
+        loss_normalization: "normalized" (backbone independent) or "tutorial".
+        precision: "auto", "fp32", "bf16" or "fp16" for the backbone.
+        jit: Compile the step with XLA.
+        time_limit: Wall-clock budget in seconds; None for no limit.
+    """
+
+    size: int = 512
+    steps: int = 300
+    learning_rate: float = 0.02
+    content_weight: float = 1.0
+    style_weight: float = 1.0
+    tv_weight: float = 1.0
+    content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
+    style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
+    style_layer_weights: tuple[float, ...] | None = None
+    style_blend: tuple[float, ...] | None = None
+    backbone: str = "vgg19"
+    weights: str = "imagenet"
+    pooling: str = "max"
+    init: str = "content"
+    seed: int | None = None
+    preserve_colors: str = "none"
+    style_scale: float = 1.0
+    optimizer: str = "adam"
+    scales: int | None = None
+    loss_normalization: str = "normalized"
+    precision: str = "auto"
+    jit: bool = False
+    time_limit: float | None = None
+
+    def __post_init__(self):
+        _positive_int("size", self.size)
+        _positive_int("steps", self.steps)
+        _positive_number("learning_rate", self.learning_rate)
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            _non_negative_number(name, getattr(self, name))
+        _positive_number("style_scale", self.style_scale)
+        _choice("backbone", self.backbone, BACKBONES)
+        _choice("pooling", self.pooling, POOLINGS)
+        _choice("optimizer", self.optimizer, OPTIMIZERS)
+        _choice("preserve_colors", self.preserve_colors, PRESERVE_COLORS)
+        _choice("loss_normalization", self.loss_normalization, LOSS_NORMALIZATIONS)
+        _choice("precision", self.precision, PRECISIONS)
+        if not self.init:
+            raise StyleTransferError(
+                "--init is empty: pass content, noise, style or the path of an image"
+            )
+        if not self.content_layers:
+            raise StyleTransferError("--content-layers is empty: name at least one layer")
+        if not self.style_layers:
+            raise StyleTransferError("--style-layers is empty: name at least one layer")
+        if self.style_layer_weights is not None:
+            if len(self.style_layer_weights) != len(self.style_layers):
+                raise StyleTransferError(
+                    f"--style-layer-weights has {len(self.style_layer_weights)} values but "
+                    f"--style-layers names {len(self.style_layers)} layers: give one weight per layer"
+                )
+            for weight in self.style_layer_weights:
+                _non_negative_number("style_layer_weights", weight)
+        if self.style_blend is not None:
+            for weight in self.style_blend:
+                _non_negative_number("style_blend", weight)
+            if sum(self.style_blend) <= 0:
+                raise StyleTransferError("--style-blend sums to 0: give at least one positive weight")
+        if self.scales is not None:
+            _positive_int("scales", self.scales)
+        if self.time_limit is not None:
+            _positive_number("time_limit", self.time_limit)
+        if self.seed is not None and not isinstance(self.seed, int):
+            raise StyleTransferError(f"--seed must be an integer, got {self.seed!r}")
+
+    def replace(self, **changes) -> StyleConfig:
+        """Returns a copy with `changes` applied, validated again."""
+        return dataclasses.replace(self, **changes)
+
+    def normalized_style_blend(self, style_count: int) -> tuple[float, ...]:
+        """Returns the blend weights for `style_count` styles, summing to 1.
+
+        Raises:
+            StyleTransferError: If a blend was given with a different number of weights.
+        """
+        if self.style_blend is None:
+            return (1.0 / style_count,) * style_count
+        if len(self.style_blend) != style_count:
+            raise StyleTransferError(
+                f"--style-blend has {len(self.style_blend)} weights but {style_count} style "
+                "images were given: give one weight per style image"
+            )
+        total = float(sum(self.style_blend))
+        return tuple(float(weight) / total for weight in self.style_blend)
+
+    def normalized_style_layer_weights(self) -> tuple[float, ...]:
+        """Returns per-style-layer weights; equal weights of 1 / layer count by default."""
+        if self.style_layer_weights is None:
+            return (1.0 / len(self.style_layers),) * len(self.style_layers)
+        return tuple(float(weight) for weight in self.style_layer_weights)
+
+    def hparams(self) -> dict[str, float | int | str | bool]:
+        """Returns the settings as TensorBoard-hparams-friendly scalars and strings."""
+        values = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is None:
+                value = "auto" if field.name in ("scales", "time_limit") else "none"
+            elif isinstance(value, tuple):
+                value = ",".join(str(item) for item in value)
+            values[field.name] = value
+        return values
+
+
+def _positive_int(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise StyleTransferError(
+            f"--{name.replace('_', '-')} must be a positive integer, got {value!r}"
+        )
+
+
+def _positive_number(name: str, value) -> None:
+    if not _is_finite_number(value) or value <= 0:
+        raise StyleTransferError(
+            f"--{name.replace('_', '-')} must be a positive number, got {value!r}"
+        )
+
+
+def _non_negative_number(name: str, value) -> None:
+    if not _is_finite_number(value) or value < 0:
+        raise StyleTransferError(
+            f"--{name.replace('_', '-')} must be a number >= 0, got {value!r}"
+        )
+
+
+def _is_finite_number(value) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise StyleTransferError(
+            f"--{name.replace('_', '-')} must be one of {', '.join(choices)}; got {value!r}"
+        )
