@@ -1,8 +1,8 @@
 """Every setting of a style-transfer run, with its default, validated once.
 
 `StyleConfig` is frozen: the CLI builds one from its flags, the Python API takes one, and the
-TensorBoard hparams dashboard records `hparams()` of it. Validation happens in `__post_init__`, so an
-invalid config never exists.
+TensorBoard hparams dashboard records `hparams()` of it. Validation happens in `__post_init__`,
+so an invalid config never exists.
 """
 
 from __future__ import annotations
@@ -109,7 +109,8 @@ class StyleConfig:
             if len(self.style_layer_weights) != len(self.style_layers):
                 raise StyleTransferError(
                     f"--style-layer-weights has {len(self.style_layer_weights)} values but "
-                    f"--style-layers names {len(self.style_layers)} layers: give one weight per layer"
+                    f"--style-layers names {len(self.style_layers)} layers: "
+                    "give one weight per layer"
                 )
             for weight in self.style_layer_weights:
                 _non_negative_number("style_layer_weights", weight)
@@ -117,7 +118,9 @@ class StyleConfig:
             for weight in self.style_blend:
                 _non_negative_number("style_blend", weight)
             if sum(self.style_blend) <= 0:
-                raise StyleTransferError("--style-blend sums to 0: give at least one positive weight")
+                raise StyleTransferError(
+                    "--style-blend sums to 0: give at least one positive weight"
+                )
         if self.scales is not None:
             _positive_int("scales", self.scales)
         if self.time_limit is not None:
@@ -180,17 +183,11 @@ def _positive_number(name: str, value) -> None:
 
 def _non_negative_number(name: str, value) -> None:
     if not _is_finite_number(value) or value < 0:
-        raise StyleTransferError(
-            f"--{name.replace('_', '-')} must be a number >= 0, got {value!r}"
-        )
+        raise StyleTransferError(f"--{name.replace('_', '-')} must be a number >= 0, got {value!r}")
 
 
 def _is_finite_number(value) -> bool:
-    return (
-        isinstance(value, (int, float))
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-    )
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -1,0 +1,262 @@
+"""The VGG feature extractor: layer names, preprocessing and weight resolution.
+
+Input contract: float RGB in [0, 1], shape `[batch, height, width, 3]`, any height and width. The
+Keras ("caffe") VGG preprocessing (scale to 0..255, RGB to BGR, subtract the ImageNet mean) happens
+inside the model, so callers, the training loop and the exported SavedModel all share one contract.
+
+The network is built here from its layer specification rather than taken from
+`keras.applications` directly: that lets us swap max pooling for average pooling, cut the graph
+after the deepest layer a run needs (the rest of VGG is dead weight), run the convolutions under a
+mixed-precision policy, and build a tiny randomly initialised twin for tests. Pretrained weights
+are read by `keras.applications` (which knows both the ImageNet download and the Keras weights file
+layouts) and copied across by layer name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import warnings
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_nst.errors import StyleTransferError
+
+# Convolutions per block; every block ends with a 2x2 pooling layer.
+BLOCK_DEPTHS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
+BLOCK_FILTERS = (64, 128, 256, 512, 512)
+# The ImageNet mean in BGR order, as `keras.applications.vgg19.preprocess_input` subtracts it.
+IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
+WEIGHTS_EXTENSIONS = (".weights.h5", ".h5")
+# Precision name to the Keras dtype policy of the convolutions.
+PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
+
+
+def layer_names(backbone: str) -> tuple[str, ...]:
+    """Returns the convolution layer names of `backbone`, in network order.
+
+    Raises:
+        StyleTransferError: If the backbone is unknown.
+    """
+    if backbone not in BLOCK_DEPTHS:
+        raise StyleTransferError(
+            f"unknown backbone {backbone!r}: choose one of {', '.join(BLOCK_DEPTHS)}"
+        )
+    return tuple(
+        f"block{block}_conv{conv}"
+        for block, depth in enumerate(BLOCK_DEPTHS[backbone], start=1)
+        for conv in range(1, depth + 1)
+    )
+
+
+def validate_layers(backbone: str, layers) -> tuple[str, ...]:
+    """Checks that every name in `layers` is a convolution layer of `backbone`.
+
+    Returns:
+        The layers as a tuple, in the order given.
+
+    Raises:
+        StyleTransferError: Naming the unknown layers and listing the valid ones.
+    """
+    valid = layer_names(backbone)
+    unknown = [name for name in layers if name not in valid]
+    if unknown:
+        hint = ""
+        if any(name in layer_names("vgg19") for name in unknown):
+            hint = " (that layer exists in vgg19: pass --backbone vgg19)"
+        raise StyleTransferError(
+            f"unknown layer {', '.join(unknown)} for backbone {backbone}{hint}; "
+            f"valid layers: {', '.join(valid)}"
+        )
+    return tuple(layers)
+
+
+def minimum_input_side(layers) -> int:
+    """Returns the smallest image side for which every layer in `layers` is at least 1x1.
+
+    A layer in block N sits behind N - 1 poolings that each halve the size (rounding down).
+    """
+    deepest_block = max(int(name[len("block")]) for name in layers)
+    return 2 ** (deepest_block - 1)
+
+
+@keras.saving.register_keras_serializable(package="tf_nst")
+class VGGPreprocess(keras.layers.Layer):
+    """Maps RGB in [0, 1] to the Keras VGG input convention: BGR, 0..255, ImageNet mean removed."""
+
+    def __init__(self, **kwargs):
+        # Always float32: the mean subtraction loses precision in bfloat16.
+        kwargs["dtype"] = "float32"
+        super().__init__(**kwargs)
+
+    def call(self, images):
+        """Converts a batch of RGB images in [0, 1] to VGG inputs."""
+        bgr = keras.ops.flip(images, axis=-1) * 255.0
+        return bgr - keras.ops.convert_to_tensor(IMAGENET_BGR_MEAN, dtype=bgr.dtype)
+
+
+def build_feature_extractor(
+    layers,
+    backbone: str = "vgg19",
+    weights: str | os.PathLike | None = "imagenet",
+    pooling: str = "max",
+    precision: str = "fp32",
+    width_scale: float = 1.0,
+) -> keras.Model:
+    """Builds a frozen VGG model that returns the feature maps of `layers`.
+
+    Args:
+        layers: Convolution layer names to return, e.g. `("block1_conv1", "block4_conv2")`.
+        backbone: "vgg19" or "vgg16".
+        weights: "imagenet" (downloaded once by Keras into `~/.keras/models`), a path to a Keras
+            weights file of the backbone without its top (`.weights.h5` or legacy `.h5`), or None
+            for random weights.
+        pooling: "max" as the network was trained, or "avg" as Gatys et al. recommend; the
+            weights are the same either way.
+        precision: "fp32", "bf16" or "fp16": the compute dtype of the convolutions. The outputs
+            are float32 whatever the precision.
+        width_scale: Multiplies every layer's filter count; below 1 only with random weights, for
+            fast tests.
+
+    Returns:
+        A non-trainable `keras.Model` mapping float32 RGB in [0, 1], `[batch, height, width, 3]`,
+        to a dict from layer name to float32 feature map.
+
+    Raises:
+        StyleTransferError: For an unknown backbone, layer, pooling or precision, or weights that
+            cannot be obtained or do not fit the backbone.
+    """
+    layers = tuple(dict.fromkeys(validate_layers(backbone, layers)))
+    if pooling not in ("max", "avg"):
+        raise StyleTransferError(f"unknown pooling {pooling!r}: choose max or avg")
+    if precision not in PRECISION_POLICIES:
+        raise StyleTransferError(
+            f"unknown precision {precision!r}: choose one of {', '.join(PRECISION_POLICIES)}"
+        )
+    if width_scale != 1.0 and weights is not None:
+        raise StyleTransferError("width_scale other than 1 needs weights=None (random weights)")
+
+    policy = PRECISION_POLICIES[precision]
+    pooling_layer = keras.layers.MaxPooling2D if pooling == "max" else keras.layers.AveragePooling2D
+    deepest = max(layer_names(backbone).index(name) for name in layers)
+    needed = layer_names(backbone)[: deepest + 1]
+
+    images = keras.Input(shape=(None, None, 3), dtype="float32", name="images")
+    hidden = VGGPreprocess(name="preprocess")(images)
+    outputs = {}
+    for block, depth in enumerate(BLOCK_DEPTHS[backbone], start=1):
+        filters = max(1, round(BLOCK_FILTERS[block - 1] * width_scale))
+        for conv in range(1, depth + 1):
+            name = f"block{block}_conv{conv}"
+            hidden = keras.layers.Conv2D(
+                filters, 3, padding="same", activation="relu", name=name, dtype=policy
+            )(hidden)
+            if name in layers:
+                outputs[name] = keras.ops.cast(hidden, "float32")
+            if name == needed[-1]:
+                break
+        if needed[-1] in outputs:
+            break
+        hidden = pooling_layer(2, strides=2, name=f"block{block}_pool", dtype=policy)(hidden)
+
+    model = keras.Model(
+        images, {name: outputs[name] for name in layers}, name=f"{backbone}_features"
+    )
+    if weights is not None:
+        _copy_weights(model, _pretrained_backbone(backbone, weights), needed)
+    model.trainable = False
+    return model
+
+
+def _pretrained_backbone(backbone: str, weights) -> keras.Model:
+    """Returns the `keras.applications` model of `backbone` with `weights` loaded."""
+    application = {"vgg16": keras.applications.VGG16, "vgg19": keras.applications.VGG19}[backbone]
+    if str(weights) == "imagenet":
+        try:
+            return application(include_top=False, weights="imagenet")
+        except Exception as error:  # Keras raises bare Exception for a failed download.
+            raise StyleTransferError(
+                f"could not get the ImageNet {backbone} weights ({_first_line(error)}); if this "
+                "machine is offline, pass --weights PATH to a Keras weights file of the backbone"
+            ) from None
+    path = os.fspath(weights)
+    if not os.path.exists(path):
+        raise StyleTransferError(f"weights file {path} does not exist: check the --weights path")
+    if os.path.isdir(path) or not path.endswith(WEIGHTS_EXTENSIONS):
+        raise StyleTransferError(
+            f"--weights {path} is not a Keras weights file: pass a .weights.h5 or .h5 file "
+            f"of the {backbone} backbone without its top"
+        )
+    model = application(include_top=False, weights=None)
+    initial = {layer.name: layer.get_weights()[0][..., :1].copy() for layer in _convolutions(model)}
+    try:
+        with _quiet_keras_loading():
+            model.load_weights(path)
+    except Exception as error:  # h5py and Keras raise many types for corrupt or foreign files.
+        raise StyleTransferError(
+            f"weights file {path} does not fit the {backbone} backbone: {_first_line(error)}"
+            f"{_other_backbone_hint(backbone)}"
+        ) from None
+    # Keras skips what it cannot match with no more than a warning; a layer that kept its random
+    # initial kernel means the file is for another network.
+    unchanged = [
+        layer.name
+        for layer in _convolutions(model)
+        if np.array_equal(layer.get_weights()[0][..., :1], initial[layer.name])
+    ]
+    if unchanged:
+        raise StyleTransferError(
+            f"weights file {path} does not fit the {backbone} backbone: it sets no weights for "
+            f"{', '.join(unchanged)}{_other_backbone_hint(backbone)}"
+        )
+    return model
+
+
+def _copy_weights(model: keras.Model, source: keras.Model, names) -> None:
+    for name in names:
+        model.get_layer(name).set_weights(source.get_layer(name).get_weights())
+
+
+def _convolutions(model: keras.Model):
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+
+
+def _other_backbone_hint(backbone: str) -> str:
+    other = "vgg16" if backbone == "vgg19" else "vgg19"
+    return f" (is it a {other} file? then pass --backbone {other})"
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0][:300]
+
+
+@contextlib.contextmanager
+def _quiet_keras_loading():
+    """Hides Keras' per-container warnings while loading; mismatches are reported by us."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def preferred_precision() -> str:
+    """Returns "bf16" where the hardware computes bfloat16 natively, else "fp32".
+
+    That is an Ampere-or-newer GPU (compute capability 8.0+), or, with no GPU, a CPU with the
+    AVX512-BF16 or AMX-BF16 instructions, which oneDNN uses for bfloat16 convolutions.
+    """
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        capabilities = [
+            tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))
+            for gpu in gpus
+        ]
+        return "bf16" if all(capability >= (8, 0) for capability in capabilities) else "fp32"
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            flags = cpuinfo.read()
+    except OSError:
+        return "fp32"
+    return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "fp32"

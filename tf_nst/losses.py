@@ -1,0 +1,165 @@
+"""Loss functions: pure functions of tensors, with sizes read from `tf.shape`.
+
+Two normalisations are offered (README.md, "Loss formulas", gives every formula):
+
+* "normalized" (the default): each style layer's squared Gram error is divided by the squared norm
+  of its target Gram, and each content layer's squared feature error by the squared norm of its
+  target features. Both are then dimensionless, so the same weights work whatever the backbone's
+  activation scale (VGG19 or VGG16, any weights file) and whatever the image size.
+* "tutorial": exactly the objective of the TensorFlow tutorial "Neural style transfer": mean
+  squared errors, Gram divided by the number of locations, `tf.image.total_variation`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+
+import tensorflow as tf
+
+
+@dataclasses.dataclass(frozen=True)
+class LossWeights:
+    """The weights and normalisation of the total loss.
+
+    Attributes:
+        content: Weight of the content term.
+        style: Weight of the style term.
+        total_variation: Weight of the total-variation term.
+        style_layers: Style layer name to its weight inside the style term.
+        content_layers: Content layer names; each weighs 1 / their count.
+        normalization: "normalized" or "tutorial".
+    """
+
+    content: float
+    style: float
+    total_variation: float
+    style_layers: Mapping[str, float]
+    content_layers: tuple[str, ...]
+    normalization: str = "normalized"
+
+
+def gram_matrix(features: tf.Tensor) -> tf.Tensor:
+    """Returns the Gram matrices of a batch of feature maps, divided by the number of locations.
+
+    Args:
+        features: `[batch, height, width, channels]`.
+
+    Returns:
+        `[batch, channels, channels]`: G[b, c, d] = sum_ij F[b, i, j, c] F[b, i, j, d] / (H W).
+    """
+    features = tf.cast(features, tf.float32)
+    shape = tf.shape(features)
+    locations = tf.cast(shape[1] * shape[2], tf.float32)
+    return tf.einsum("bijc,bijd->bcd", features, features) / locations
+
+
+def style_layer_loss(gram: tf.Tensor, target_gram: tf.Tensor, normalization: str) -> tf.Tensor:
+    """Returns one layer's style error, averaged over the batch.
+
+    "normalized": sum((G - A)^2) / sum(A^2). "tutorial": mean((G - A)^2).
+    """
+    squared_error = tf.square(gram - target_gram)
+    if normalization == "tutorial":
+        return tf.reduce_mean(squared_error)
+    return tf.reduce_mean(
+        tf.reduce_sum(squared_error, axis=[-2, -1])
+        / (tf.reduce_sum(tf.square(target_gram), axis=[-2, -1]) + 1e-12)
+    )
+
+
+def content_layer_loss(features: tf.Tensor, target: tf.Tensor, normalization: str) -> tf.Tensor:
+    """Returns one layer's content error, averaged over the batch.
+
+    "normalized": sum((F - P)^2) / sum(P^2). "tutorial": mean((F - P)^2).
+    """
+    features = tf.cast(features, tf.float32)
+    target = tf.cast(target, tf.float32)
+    squared_error = tf.square(features - target)
+    if normalization == "tutorial":
+        return tf.reduce_mean(squared_error)
+    return tf.reduce_mean(
+        tf.reduce_sum(squared_error, axis=[1, 2, 3])
+        / (tf.reduce_sum(tf.square(target), axis=[1, 2, 3]) + 1e-12)
+    )
+
+
+def total_variation_loss(images: tf.Tensor, normalization: str) -> tf.Tensor:
+    """Returns the total variation of a batch of images, averaged over the batch.
+
+    "normalized": mean of squared neighbour differences, vertical plus horizontal, so it does not
+    grow with the image size. "tutorial": `tf.image.total_variation`, the sum of absolute neighbour
+    differences.
+    """
+    if normalization == "tutorial":
+        return tf.reduce_mean(tf.image.total_variation(images))
+    vertical = images[:, 1:, :, :] - images[:, :-1, :, :]
+    horizontal = images[:, :, 1:, :] - images[:, :, :-1, :]
+    return tf.reduce_mean(tf.square(vertical)) + tf.reduce_mean(tf.square(horizontal))
+
+
+def style_targets(
+    features_per_style: list[Mapping[str, tf.Tensor]], blend: tuple[float, ...]
+) -> dict[str, tf.Tensor]:
+    """Returns the blended target Gram matrix of every style layer.
+
+    Args:
+        features_per_style: One dict of feature maps per style image.
+        blend: One weight per style image, summing to 1.
+
+    Returns:
+        Layer name to `sum_k blend[k] * gram(features_k)`.
+    """
+    layers = features_per_style[0].keys()
+    return {
+        name: tf.add_n(
+            [
+                weight * gram_matrix(features[name])
+                for weight, features in zip(blend, features_per_style, strict=True)
+            ]
+        )
+        for name in layers
+    }
+
+
+def total_loss(
+    features: Mapping[str, tf.Tensor],
+    content_targets: Mapping[str, tf.Tensor],
+    style_gram_targets: Mapping[str, tf.Tensor],
+    images: tf.Tensor,
+    weights: LossWeights,
+) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """Returns the weighted total loss and its named terms.
+
+    Args:
+        features: The extractor's output for `images`.
+        content_targets: Content layer name to target feature map.
+        style_gram_targets: Style layer name to target Gram matrix.
+        images: The images being optimised, `[batch, height, width, 3]` in [0, 1].
+        weights: The weights and normalisation.
+
+    Returns:
+        `(loss, terms)`: `terms` maps "style/LAYER", "content/LAYER" and "tv" to their weighted
+        contributions, which sum to `loss`.
+    """
+    terms = {}
+    for name, layer_weight in weights.style_layers.items():
+        error = style_layer_loss(
+            gram_matrix(features[name]), style_gram_targets[name], weights.normalization
+        )
+        terms[f"style/{name}"] = weights.style * layer_weight * error
+    content_share = 1.0 / len(weights.content_layers)
+    for name in weights.content_layers:
+        error = content_layer_loss(features[name], content_targets[name], weights.normalization)
+        terms[f"content/{name}"] = weights.content * content_share * error
+    terms["tv"] = weights.total_variation * total_variation_loss(images, weights.normalization)
+    return tf.add_n(list(terms.values())), terms
+
+
+def group_totals(terms: Mapping[str, float]) -> dict[str, float]:
+    """Sums named terms by their prefix: {"style": ..., "content": ..., "tv": ...}."""
+    totals: dict[str, float] = {}
+    for name, value in terms.items():
+        group = name.split("/", 1)[0]
+        totals[group] = totals.get(group, 0.0) + float(value)
+    return totals
