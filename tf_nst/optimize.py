@@ -1,0 +1,628 @@
+"""The optimisation: a compiled step and the Python loop around it.
+
+`Stylizer` owns one run: the targets at each scale, the image variable, the optimizer and the best
+image so far. `Stylizer.steps()` yields a `StepResult` per step; what to print, save or log is the
+caller's business, so this module does no file I/O.
+
+The compiled step (`make_adam_step`, `make_loss_and_gradient`) takes the extractor, optimizer and
+targets as arguments instead of closing over globals, so a second run in the same process needs no
+re-initialisation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import queue
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_nst import colors
+from tf_nst.config import StyleConfig
+from tf_nst.errors import StyleTransferError
+from tf_nst.features import (
+    build_feature_extractor,
+    minimum_input_side,
+    preferred_precision,
+)
+from tf_nst.losses import LossWeights, style_targets, total_loss
+
+# Below this long side a single scale is cheap enough; above it, coarse-to-fine pays off.
+MULTISCALE_THRESHOLD = 512
+# The coarsest scale of an automatic pyramid.
+COARSEST_SIDE = 256
+# No scale of a pyramid gets fewer steps than this, or its upsampling artefacts stay.
+MINIMUM_SCALE_STEPS = 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Scale:
+    """One level of the coarse-to-fine pyramid: its long side and its step count."""
+
+    long_side: int
+    steps: int
+
+
+@dataclasses.dataclass(frozen=True)
+class StepResult:
+    """What one optimisation step produced.
+
+    Attributes:
+        step: Steps done so far, over all scales (1-based).
+        total_steps: Steps planned over all scales.
+        scale_index: Index of the current scale, 0 for the coarsest.
+        scale_count: Number of scales.
+        loss: Total loss of `image`.
+        terms: Named loss terms of `image` ("style/LAYER", "content/LAYER", "tv").
+        best_loss: Lowest total loss seen at this scale.
+        image: The image this step evaluated, `[height, width, 3]` in [0, 1], in working space
+            (luminance only with `preserve_colors="luminance"`; see `Stylizer.postprocess`).
+        best_image: The lowest-loss image at this scale so far.
+        step_seconds: Wall time of this step.
+        elapsed_seconds: Wall time since the run started.
+        progress: Fraction of the planned work done, weighted by pixels per step.
+    """
+
+    step: int
+    total_steps: int
+    scale_index: int
+    scale_count: int
+    loss: float
+    terms: Mapping[str, float]
+    best_loss: float
+    image: tf.Tensor
+    best_image: tf.Tensor
+    step_seconds: float
+    elapsed_seconds: float
+    progress: float
+
+
+def resolve_precision(precision: str) -> str:
+    """Turns "auto" into "bf16" or "fp32" by the hardware; other values pass through."""
+    return preferred_precision() if precision == "auto" else precision
+
+
+def plan_scales(size: int, steps: int, scales: int | None = None) -> list[Scale]:
+    """Splits `steps` over a coarse-to-fine pyramid that ends at `size`.
+
+    Each scale doubles the long side of the one before. Without an explicit `scales`, sizes up to
+    `MULTISCALE_THRESHOLD` run at one scale and larger ones start near `COARSEST_SIDE`. Coarse
+    steps are cheap (a quarter of the pixels of the next scale), so most steps go there: scale k of
+    n gets a share proportional to 2^(n - 1 - k).
+
+    Args:
+        size: Long side of the output.
+        steps: Total steps over all scales.
+        scales: Number of scales, or None to choose by size.
+
+    Returns:
+        The scales, coarsest first, with steps summing to `steps`.
+    """
+    if scales is None:
+        scales = 1
+        if size > MULTISCALE_THRESHOLD:
+            scales = 1 + math.ceil(math.log2(size / COARSEST_SIDE) - 1e-9)
+    scales = max(1, min(scales, steps))
+    sides = [max(1, round(size / 2 ** (scales - 1 - index))) for index in range(scales)]
+    shares = [2 ** (scales - 1 - index) for index in range(scales)]
+    minimum = min(MINIMUM_SCALE_STEPS, steps // scales)
+    counts = [max(minimum, int(steps * share / sum(shares))) for share in shares]
+    counts[0] += steps - sum(counts)
+    if counts[0] < minimum:  # the minimums overflowed the budget: take it back from the coarsest.
+        counts = [steps // scales] * scales
+        counts[-1] += steps - sum(counts)
+    return [Scale(side, count) for side, count in zip(sides, counts, strict=True)]
+
+
+def working_shape(image_shape: Sequence[int], long_side: int) -> tuple[int, int]:
+    """Returns (height, width) of an image of `image_shape` scaled to `long_side`."""
+    height, width = int(image_shape[0]), int(image_shape[1])
+    factor = long_side / max(height, width)
+    return max(1, round(height * factor)), max(1, round(width * factor))
+
+
+def resize_image(image, height: int, width: int) -> tf.Tensor:
+    """Resizes an `[height, width, 3]` image with antialiased bicubic filtering, kept in [0, 1]."""
+    image = tf.convert_to_tensor(image, tf.float32)
+    if image.shape[0] == height and image.shape[1] == width:
+        return image
+    resized = tf.image.resize(image, (height, width), method="bicubic", antialias=True)
+    return tf.clip_by_value(resized, 0.0, 1.0)
+
+
+def make_adam_step(
+    extractor: keras.Model, optimizer: keras.optimizers.Optimizer, weights: LossWeights, jit: bool
+):
+    """Returns a compiled Adam step over an image variable.
+
+    The step evaluates the loss of the image as it is, applies one Adam update and clips the image
+    to [0, 1]. It returns `(loss, terms, evaluated_image, finite)`: the loss and terms belong to
+    `evaluated_image`, the image before the update, which is what keep-best must store.
+
+    Args:
+        extractor: The feature extractor.
+        optimizer: The Adam optimizer; its state belongs to this scale's image variable.
+        weights: Loss weights and normalisation.
+        jit: Compile with XLA.
+    """
+
+    @tf.function(jit_compile=jit, reduce_retracing=True)
+    def step(image, content_targets, style_gram_targets):
+        with tf.GradientTape() as tape:
+            loss, terms = total_loss(
+                extractor(image, training=False),
+                content_targets,
+                style_gram_targets,
+                image,
+                weights,
+            )
+        gradient = tape.gradient(loss, image)
+        evaluated = tf.identity(image)
+        finite = tf.logical_and(tf.math.is_finite(loss), tf.reduce_all(tf.math.is_finite(gradient)))
+        optimizer.apply_gradients([(gradient, image)])
+        image.assign(tf.clip_by_value(image, 0.0, 1.0))
+        return loss, terms, evaluated, finite
+
+    return step
+
+
+def make_loss_and_gradient(extractor: keras.Model, weights: LossWeights, jit: bool):
+    """Returns a compiled function image -> (loss, terms, gradient), for L-BFGS."""
+
+    @tf.function(jit_compile=jit, reduce_retracing=True)
+    def loss_and_gradient(image, content_targets, style_gram_targets):
+        with tf.GradientTape() as tape:
+            tape.watch(image)
+            loss, terms = total_loss(
+                extractor(image, training=False),
+                content_targets,
+                style_gram_targets,
+                image,
+                weights,
+            )
+        return loss, terms, tape.gradient(loss, image)
+
+    return loss_and_gradient
+
+
+class _LbfgsDriver:
+    """Runs scipy's L-BFGS-B in a worker thread, one function evaluation at a time.
+
+    scipy owns its loop, but our loop must yield after every evaluation (keep-best, progress,
+    TensorBoard, interrupts, the time limit). So the worker only proposes points: it hands each
+    `x` to the caller's thread and waits for the loss and gradient, which the caller computes with
+    TensorFlow. Closing the driver makes the worker's next wait raise, which ends scipy's loop.
+    """
+
+    class _StopRequestedError(Exception):
+        pass
+
+    def __init__(self, initial: np.ndarray, max_evaluations: int, history: int = 10):
+        try:
+            from scipy import optimize
+        except ImportError:
+            raise StyleTransferError(
+                "--optimizer lbfgs needs scipy: pip install 'tf_nst[lbfgs]' (or pip install scipy)"
+            ) from None
+        self._optimize = optimize
+        self._shape = initial.shape
+        self._requests: queue.Queue = queue.Queue(maxsize=1)
+        self._answers: queue.Queue = queue.Queue(maxsize=1)
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(initial.astype(np.float64).ravel(), max_evaluations, history),
+            daemon=True,
+        )
+        self._thread.start()
+
+    def _run(self, initial, max_evaluations, history):
+        try:
+            self._optimize.minimize(
+                self._evaluate,
+                initial,
+                jac=True,
+                method="L-BFGS-B",
+                bounds=self._optimize.Bounds(0.0, 1.0),
+                options={
+                    "maxiter": max_evaluations,
+                    "maxfun": max_evaluations,
+                    "maxcor": history,
+                    "ftol": 0.0,
+                    "gtol": 0.0,
+                },
+            )
+        except self._StopRequestedError:
+            pass
+        finally:
+            self._requests.put(None)
+
+    def _evaluate(self, point):
+        self._requests.put(point.reshape(self._shape).astype(np.float32))
+        answer = self._answers.get()
+        if answer is None:
+            raise self._StopRequestedError
+        loss, gradient = answer
+        return loss, gradient.astype(np.float64).ravel()
+
+    def next_point(self) -> np.ndarray | None:
+        """Returns the next point to evaluate, or None when scipy has finished."""
+        while True:
+            try:
+                return self._requests.get(timeout=0.1)
+            except queue.Empty:  # a short timeout keeps the caller's thread responsive to signals
+                continue
+
+    def answer(self, loss: float, gradient: np.ndarray) -> None:
+        """Gives scipy the loss and gradient at the last point."""
+        self._answers.put((loss, gradient))
+
+    def close(self) -> None:
+        """Stops the worker and waits for it."""
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Full):
+                self._answers.put_nowait(None)
+            with contextlib.suppress(queue.Empty):
+                self._requests.get(timeout=0.1)
+        self._thread.join()
+
+
+class Stylizer:
+    """One style-transfer run: targets, image variable, optimizer, best image.
+
+    Args:
+        content: Content image, float `[height, width, 3]` RGB in [0, 1].
+        styles: One or more style images of the same form.
+        config: The run's settings.
+        extractor: A feature extractor returning at least the config's layers; built from the
+            config when None (tests pass a tiny random one).
+        init_image: The starting image when `config.init` is a path (the caller loads it).
+
+    Raises:
+        StyleTransferError: For images too small for the layers, a blend that does not match the
+            style count, or an init path without `init_image`.
+    """
+
+    def __init__(
+        self,
+        content: np.ndarray,
+        styles: Sequence[np.ndarray],
+        config: StyleConfig,
+        extractor: keras.Model | None = None,
+        init_image: np.ndarray | None = None,
+    ):
+        if not styles:
+            raise StyleTransferError("no style image given: pass at least one STYLE image")
+        self.config = config
+        self.blend = config.normalized_style_blend(len(styles))
+        self.precision = resolve_precision(config.precision)
+        layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
+        if extractor is None:
+            extractor = build_feature_extractor(
+                layers, config.backbone, config.weights, config.pooling, self.precision
+            )
+        self.extractor = extractor
+        self.weights = LossWeights(
+            content=config.content_weight,
+            style=config.style_weight,
+            total_variation=config.tv_weight,
+            style_layers=dict(
+                zip(config.style_layers, config.normalized_style_layer_weights(), strict=True)
+            ),
+            content_layers=config.content_layers,
+            normalization=config.loss_normalization,
+        )
+        self.scales = plan_scales(config.size, config.steps, config.scales)
+        self.output_shape = working_shape(content.shape, config.size)
+        self._check_sizes(content, styles, layers)
+        self.content = np.asarray(content, np.float32)
+        self.styles, self._content_for_network = self._color_inputs(content, styles)
+        if config.init not in ("content", "noise", "style") and init_image is None:
+            raise StyleTransferError(f"--init {config.init} is a path: load it and pass init_image")
+        self._init_image = init_image
+        self.step = 0
+        self.scale_index = 0
+        self.best_loss = math.inf
+        self.best_image: tf.Tensor | None = None
+        self.stop_reason: str | None = None
+        self._image: tf.Variable | None = None
+        self._optimizer: keras.optimizers.Optimizer | None = None
+        self._scale_ready = -1
+        self._restored_step_in_scale = 0
+
+    def _check_sizes(self, content, styles, layers) -> None:
+        minimum = minimum_input_side(layers)
+        coarsest = working_shape(content.shape, self.scales[0].long_side)
+        if min(coarsest) < minimum:
+            raise StyleTransferError(
+                f"the content image works at {coarsest[1]}x{coarsest[0]} px at the coarsest "
+                f"scale, below the {minimum} px the layer {max(layers)} needs: raise --size, "
+                "lower --scales, or use a less elongated image"
+            )
+        for index, style in enumerate(styles):
+            shape = working_shape(
+                style.shape, max(1, round(self.scales[0].long_side * self.config.style_scale))
+            )
+            if min(shape) < minimum:
+                raise StyleTransferError(
+                    f"style image {index + 1} works at {shape[1]}x{shape[0]} px, below the "
+                    f"{minimum} px the layer {max(layers)} needs: raise --style-scale or --size"
+                )
+
+    def _color_inputs(self, content, styles):
+        """Returns the style images and content image the network sees, per --preserve-colors."""
+        mode = self.config.preserve_colors
+        if mode == "histogram":
+            return [colors.match_color_histogram(style, content) for style in styles], content
+        if mode == "luminance":
+            content_luminance = colors.luminance(content)
+            matched = [
+                colors.match_luminance(colors.luminance(style), content_luminance)
+                for style in styles
+            ]
+            return (
+                [np.repeat(np.clip(lum, 0, 1)[..., None], 3, axis=-1) for lum in matched],
+                colors.luminance_image(content),
+            )
+        return [np.asarray(style, np.float32) for style in styles], content
+
+    # --- per-scale setup -------------------------------------------------------------------
+
+    def _prepare_scale(self, index: int, start_image=None) -> None:
+        scale = self.scales[index]
+        height, width = working_shape(self.content.shape, scale.long_side)
+        content = resize_image(self._content_for_network, height, width)
+        style_side = max(1, round(scale.long_side * self.config.style_scale))
+        style_features = []
+        for style in self.styles:
+            style_height, style_width = working_shape(style.shape, style_side)
+            style_features.append(
+                self.extractor(resize_image(style, style_height, style_width)[None], training=False)
+            )
+        # Computed once per scale, never per step.
+        self._style_grams = style_targets(
+            [
+                {name: features[name] for name in self.weights.style_layers}
+                for features in style_features
+            ],
+            self.blend,
+        )
+        content_features = self.extractor(content[None], training=False)
+        self._content_targets = {
+            name: content_features[name] for name in self.config.content_layers
+        }
+        if start_image is None:
+            start_image = self._initial_image(index, content, height, width)
+        self._image = tf.Variable(
+            resize_image(start_image, height, width)[None], name="image", dtype=tf.float32
+        )
+        self._optimizer = keras.optimizers.Adam(learning_rate=self.config.learning_rate)
+        self._optimizer.build([self._image])
+        self._adam_step = make_adam_step(
+            self.extractor, self._optimizer, self.weights, self.config.jit
+        )
+        self.scale_index = index
+        self.best_loss = math.inf
+        self._scale_ready = index
+
+    def _initial_image(self, index, content, height, width):
+        if index > 0:
+            return self.best_image
+        init = self.config.init
+        if init == "content":
+            return content
+        if init == "noise":
+            generator = np.random.default_rng(self.config.seed)
+            return generator.uniform(0.0, 1.0, (height, width, 3)).astype(np.float32)
+        if init == "style":
+            return resize_image(self.styles[0], height, width)
+        return resize_image(self._init_image, height, width)
+
+    # --- checkpoint and resume -------------------------------------------------------------
+
+    def checkpoint(self) -> tf.train.Checkpoint:
+        """Returns a `tf.train.Checkpoint` of the run's current state.
+
+        It holds the image variable, the Adam state, the step, the scale, the best image and the
+        best loss; `restore` reads it back. The caller decides where to write it.
+        """
+        if self._scale_ready < 0:
+            self._prepare_scale(0)
+        best = self.best_image if self.best_image is not None else self._image[0]
+        return tf.train.Checkpoint(
+            image=self._image,
+            optimizer=self._optimizer,
+            step=tf.Variable(self.step, dtype=tf.int64),
+            scale_index=tf.Variable(self.scale_index, dtype=tf.int64),
+            best_loss=tf.Variable(self.best_loss, dtype=tf.float64),
+            best_image=tf.Variable(best),
+        )
+
+    def restore(self, path: str) -> None:
+        """Restores the state saved by `checkpoint()` at `path`, so that `steps()` continues.
+
+        Raises:
+            StyleTransferError: If the checkpoint does not belong to this run's settings.
+        """
+        reader = tf.train.load_checkpoint(path)
+        scale_index = int(reader.get_tensor("scale_index/.ATTRIBUTES/VARIABLE_VALUE"))
+        image_shape = reader.get_variable_to_shape_map()["image/.ATTRIBUTES/VARIABLE_VALUE"]
+        if scale_index >= len(self.scales):
+            raise StyleTransferError(
+                f"checkpoint {path} is at scale {scale_index + 1} but this run has "
+                f"{len(self.scales)}: resume with the same --size, --steps and --scales"
+            )
+        height, width = working_shape(self.content.shape, self.scales[scale_index].long_side)
+        if list(image_shape) != [1, height, width, 3]:
+            raise StyleTransferError(
+                f"checkpoint {path} holds a {image_shape[2]}x{image_shape[1]} image but this run "
+                f"works at {width}x{height}: resume with the same content image and --size"
+            )
+        self._prepare_scale(scale_index, start_image=np.zeros((height, width, 3), np.float32))
+        state = self.checkpoint()
+        state.restore(path).assert_existing_objects_matched()
+        self.step = int(state.step.numpy())
+        self.best_loss = float(state.best_loss.numpy())
+        self.best_image = tf.convert_to_tensor(state.best_image)
+        self._restored_step_in_scale = self.step - sum(
+            scale.steps for scale in self.scales[:scale_index]
+        )
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def steps(self) -> Iterator[StepResult]:
+        """Runs the optimisation, yielding one `StepResult` per step.
+
+        The loop ends when all planned steps are done, when `config.time_limit` runs out
+        (`stop_reason` says "time limit"), or at a non-finite loss or gradient (`stop_reason`
+        says so; the best finite image is kept). Breaking out of the loop is safe at any point:
+        `final_image()` then returns the best image so far.
+        """
+        started = time.perf_counter()
+        deadline = None if self.config.time_limit is None else started + self.config.time_limit
+        costs = [
+            scale.steps * math.prod(working_shape(self.content.shape, scale.long_side))
+            for scale in self.scales
+        ]
+        first_scale = max(self.scale_index, 0)
+        for index in range(first_scale, len(self.scales)):
+            if self._scale_ready != index:
+                self._prepare_scale(index, start_image=None if index == 0 else self.best_image)
+                done_in_scale = 0
+            else:
+                done_in_scale = self._restored_step_in_scale
+            scale_deadline = None
+            if deadline is not None:
+                remaining_cost = sum(costs[index:])
+                share = costs[index] / remaining_cost if remaining_cost else 1.0
+                scale_deadline = time.perf_counter() + (deadline - time.perf_counter()) * share
+            iterate = self._lbfgs_scale if self.config.optimizer == "lbfgs" else self._adam_scale
+            for loss, terms, image, seconds in iterate(self.scales[index].steps - done_in_scale):
+                self.step += 1
+                done_in_scale += 1
+                if loss < self.best_loss:
+                    self.best_loss = loss
+                    self.best_image = image
+                done_cost = sum(costs[:index]) + costs[index] * done_in_scale / max(
+                    1, self.scales[index].steps
+                )
+                yield StepResult(
+                    step=self.step,
+                    total_steps=sum(scale.steps for scale in self.scales),
+                    scale_index=index,
+                    scale_count=len(self.scales),
+                    loss=loss,
+                    terms=terms,
+                    best_loss=self.best_loss,
+                    image=image,
+                    best_image=self.best_image,
+                    step_seconds=seconds,
+                    elapsed_seconds=time.perf_counter() - started,
+                    progress=done_cost / sum(costs),
+                )
+                if self.stop_reason:
+                    return
+                now = time.perf_counter()
+                if deadline is not None and now >= deadline:
+                    self.stop_reason = "time limit"
+                    return
+                if scale_deadline is not None and now >= scale_deadline:
+                    break
+            self._restored_step_in_scale = 0
+
+    def _adam_scale(self, count: int):
+        """Yields (loss, terms, evaluated image, seconds) for `count` Adam steps."""
+        for _ in range(count):
+            started = time.perf_counter()
+            loss, terms, evaluated, finite = self._adam_step(
+                self._image, self._content_targets, self._style_grams
+            )
+            loss = float(loss)
+            seconds = time.perf_counter() - started
+            if not bool(finite):
+                self.stop_reason = f"non-finite loss or gradient at step {self.step + 1}"
+                if not math.isfinite(loss):
+                    return
+            yield loss, {name: float(value) for name, value in terms.items()}, evaluated[0], seconds
+            if self.stop_reason:
+                return
+
+    def _lbfgs_scale(self, count: int):
+        """Yields (loss, terms, evaluated image, seconds) for `count` L-BFGS evaluations."""
+        function = make_loss_and_gradient(self.extractor, self.weights, self.config.jit)
+        driver = _LbfgsDriver(self._image[0].numpy(), count)
+        try:
+            for _ in range(count):
+                started = time.perf_counter()
+                point = driver.next_point()
+                if point is None:
+                    return
+                image = tf.convert_to_tensor(point[None])
+                loss, terms, gradient = function(image, self._content_targets, self._style_grams)
+                loss = float(loss)
+                gradient = gradient.numpy()
+                if not (math.isfinite(loss) and np.isfinite(gradient).all()):
+                    self.stop_reason = f"non-finite loss or gradient at step {self.step + 1}"
+                    if not math.isfinite(loss):
+                        return
+                driver.answer(loss, gradient)
+                self._image.assign(image)
+                yield (
+                    loss,
+                    {name: float(value) for name, value in terms.items()},
+                    image[0],
+                    time.perf_counter() - started,
+                )
+                if self.stop_reason:
+                    return
+        finally:
+            driver.close()
+
+    # --- results -------------------------------------------------------------------------------
+
+    def postprocess(self, image) -> np.ndarray:
+        """Returns `image` at the output size, in RGB, as float32 numpy in [0, 1].
+
+        With `preserve_colors="luminance"` the optimised luminance is recombined with the
+        content's chroma here; otherwise the image is only resized.
+        """
+        height, width = self.output_shape
+        resized = resize_image(image, height, width).numpy()
+        if self.config.preserve_colors == "luminance":
+            content = resize_image(self.content, height, width).numpy()
+            return colors.combine_luminance_with_chroma(resized, content)
+        return resized
+
+    def final_image(self) -> np.ndarray:
+        """Returns the best image of the latest scale, at the output size, post-processed.
+
+        Raises:
+            StyleTransferError: If no step has run yet.
+        """
+        if self.best_image is None:
+            raise StyleTransferError("no step has run yet, so there is no image to save")
+        return self.postprocess(self.best_image)
+
+
+def stylize(
+    content: np.ndarray,
+    styles: Sequence[np.ndarray],
+    config: StyleConfig | None = None,
+    extractor: keras.Model | None = None,
+    init_image: np.ndarray | None = None,
+) -> Iterator[StepResult]:
+    """Yields the steps of a style-transfer run; the notebook-friendly entry point.
+
+    Example:
+        >>> results = list(stylize(content, [style], StyleConfig(steps=100)))
+        >>> best = results[-1].best_image
+
+    For the output at full size with colour post-processing, use `Stylizer` and its
+    `final_image()`.
+    """
+    return Stylizer(content, styles, config or StyleConfig(), extractor, init_image).steps()
