@@ -1,0 +1,331 @@
+"""End-to-end check that a finished run shows up in a real TensorBoard.
+
+Starts the `tensorboard` program on a free loopback port against the log directory of a finished
+run and asks its HTTP data API (the same one the dashboards use) for every piece the product
+promises: the run, its loss scalars, its images, its command line and its hparams with the
+`loss/final` and `loss/best` metrics. Only 127.0.0.1 is ever contacted.
+
+The assertions depend only on the log directory, not on how the run was produced, so
+`finished_run` can be swapped for a real `tf-nst stylize` run without touching the tests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import numpy as np
+import pytest
+
+from tf_nst.config import StyleConfig
+from tf_nst.summaries import RunLog, make_run_directory, markdown_code_block
+
+pytestmark = pytest.mark.slow
+
+COMMAND_LINE_TAG = "run/command_line"
+IMAGE_TAGS = ("images/current", "images/content", "images/style", "images/final")
+
+_STARTUP_TIMEOUT_SECONDS = 60.0
+_REQUEST_TIMEOUT_SECONDS = 10.0
+_SHUTDOWN_TIMEOUT_SECONDS = 10.0
+_PORT_ATTEMPTS = 3
+
+# Proxies are bypassed so a proxy set in the environment can never see (or break) loopback traffic.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> tuple[pathlib.Path, str]:
+    """Writes a small but complete run and returns `(logdir, run_name)`.
+
+    Stands in for a real `tf-nst stylize --logdir LOGDIR` run; it writes the same tags.
+    """
+    logdir = tmp_path_factory.mktemp("tensorboard_logdir")
+    config = StyleConfig(size=48, steps=4, seed=0)
+    run_directory = make_run_directory(logdir, "stylize-e2e")
+    random = np.random.default_rng(0)
+    content, style = random.random((32, 48, 3)), random.random((32, 48, 3))
+    losses = []
+    with RunLog(run_directory) as run_log:
+        run_log.hparams(config.hparams(), trial_id=run_directory.name)
+        run_log.text(
+            COMMAND_LINE_TAG,
+            0,
+            markdown_code_block(
+                f"tf-nst stylize content.png style.png --logdir {logdir} --steps {config.steps}"
+            ),
+        )
+        run_log.image("images/content", 0, content)
+        run_log.image("images/style", 0, style)
+        for step in range(config.steps):
+            style_losses = {
+                f"loss/style/{layer}": 1.0 / (step + 1) for layer in config.style_layers
+            }
+            content_losses = {
+                f"loss/content/{layer}": 0.5 / (step + 1) for layer in config.content_layers
+            }
+            total = sum(style_losses.values()) + sum(content_losses.values())
+            losses.append(total)
+            run_log.scalars(
+                step,
+                {
+                    "loss/total": total,
+                    **style_losses,
+                    **content_losses,
+                    "loss/tv": 0.01,
+                    "time/step_seconds": 0.05,
+                },
+            )
+            blended = (content * (config.steps - step) + style * step) / config.steps
+            run_log.image("images/current", step, blended)
+        last_step = config.steps - 1
+        run_log.image("images/final", last_step, blended)
+        run_log.scalars(last_step, {"loss/final": losses[-1], "loss/best": min(losses)})
+    return logdir, run_directory.name
+
+
+class _TensorBoard:
+    """HTTP client for a TensorBoard listening on 127.0.0.1."""
+
+    def __init__(self, port: int):
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    def get_json(self, path: str, **params):
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        return json.loads(self.get_bytes(f"{path}{query}"))
+
+    def get_bytes(self, path_and_query: str) -> bytes:
+        url = self.base_url + path_and_query
+        with _OPENER.open(url, timeout=_REQUEST_TIMEOUT_SECONDS) as reply:
+            return reply.read()
+
+    def post_json(self, path: str, body: dict):
+        request = urllib.request.Request(
+            self.base_url + path,
+            data=json.dumps(body).encode(),
+            # Without this header werkzeug parses the body as a form, and the hparams plugin sees
+            # an empty request and answers 400.
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        with _OPENER.open(request, timeout=_REQUEST_TIMEOUT_SECONDS) as reply:
+            return json.loads(reply.read())
+
+
+@pytest.fixture(scope="module")
+def tensorboard(finished_run, tmp_path_factory):
+    """Runs `tensorboard` on the finished run's logdir; yields a `_TensorBoard` client."""
+    logdir, run_name = finished_run
+    work_directory = tmp_path_factory.mktemp("tensorboard_process")
+    for attempt in range(1, _PORT_ATTEMPTS + 1):
+        stderr_path = work_directory / f"stderr-{attempt}.txt"
+        port = _free_loopback_port()
+        with _tensorboard_process(logdir, port, work_directory, stderr_path) as process:
+            client = _TensorBoard(port)
+            outcome = _wait_until_serving(client, process, run_name)
+            if outcome == "ready":
+                yield client
+                return
+        stderr = stderr_path.read_text(errors="replace")
+        # Another process may grab the port between our probe and TensorBoard's bind.
+        if "already in use" not in stderr:
+            break
+    pytest.fail(f"TensorBoard did not serve {run_name!r} ({outcome}); its stderr:\n{stderr}")
+
+
+def _free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _tensorboard_process(logdir, port, work_directory, stderr_path):
+    environment = {
+        name: value for name, value in os.environ.items() if not name.lower().endswith("_proxy")
+    }
+    environment.update(
+        {
+            # Anything that tried to leave the machine through a proxy-aware client fails at once
+            # on this closed loopback port instead of reaching the internet.
+            "http_proxy": "http://127.0.0.1:9",
+            "https_proxy": "http://127.0.0.1:9",
+            "no_proxy": "127.0.0.1,localhost",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+        }
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "tensorboard.main",
+        "--logdir",
+        str(logdir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        # The pure-Python loader: the Rust data server is a separate binary we need not depend on.
+        "--load_fast=false",
+        # Load the finished run once, before serving, so the first answer already has all data.
+        "--reload_interval=0",
+        "--reload_task=blocking",
+    ]
+    with open(stderr_path, "wb") as stderr:
+        process = subprocess.Popen(
+            command,
+            cwd=work_directory,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=stderr,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=_SHUTDOWN_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _wait_until_serving(client: _TensorBoard, process: subprocess.Popen, run_name: str) -> str:
+    deadline = time.monotonic() + _STARTUP_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return f"exited with status {process.returncode}"
+        try:
+            if run_name in client.get_json("/data/runs"):
+                return "ready"
+        except (OSError, ValueError):
+            pass  # not listening yet, or answered before it was fully up
+        time.sleep(0.2)
+    return f"not ready after {_STARTUP_TIMEOUT_SECONDS:.0f} s"
+
+
+# ---- the dashboards' data ----------------------------------------------------------------------
+
+
+def test_dashboards_for_every_kind_of_data_are_enabled(tensorboard):
+    plugins = tensorboard.get_json("/data/plugins_listing")
+
+    for plugin in ("scalars", "images", "text", "hparams"):
+        assert plugins[plugin]["enabled"], plugin
+
+
+def test_run_is_listed(tensorboard, finished_run):
+    _, run_name = finished_run
+
+    assert run_name in tensorboard.get_json("/data/runs")
+
+
+def test_loss_scalar_tags_are_listed(tensorboard, finished_run):
+    _, run_name = finished_run
+
+    tags = set(tensorboard.get_json("/data/plugin/scalars/tags")[run_name])
+
+    assert {"loss/total", "loss/best", "loss/final"} <= tags
+    assert any(tag.startswith("loss/style/") for tag in tags), sorted(tags)
+    assert any(tag.startswith("loss/content/") for tag in tags), sorted(tags)
+
+
+def test_total_loss_has_numeric_values(tensorboard, finished_run):
+    _, run_name = finished_run
+
+    series = tensorboard.get_json("/data/plugin/scalars/scalars", run=run_name, tag="loss/total")
+
+    assert series, "no loss/total values"
+    # Each point is [wall_time, step, value].
+    steps = [step for _, step, _ in series]
+    assert steps == sorted(steps)
+    for _, _, value in series:
+        assert isinstance(value, (int, float)) and math.isfinite(value), series
+
+
+def test_best_and_final_loss_are_numeric(tensorboard, finished_run):
+    _, run_name = finished_run
+
+    for tag in ("loss/best", "loss/final"):
+        series = tensorboard.get_json("/data/plugin/scalars/scalars", run=run_name, tag=tag)
+        assert series and all(math.isfinite(value) for _, _, value in series), (tag, series)
+
+
+def test_image_tags_are_listed(tensorboard, finished_run):
+    _, run_name = finished_run
+
+    tags = tensorboard.get_json("/data/plugin/images/tags")[run_name]
+
+    assert set(IMAGE_TAGS) <= set(tags), sorted(tags)
+
+
+def test_final_image_is_served_as_png(tensorboard, finished_run):
+    _, run_name = finished_run
+
+    entries = tensorboard.get_json(
+        "/data/plugin/images/images", run=run_name, tag="images/final", sample=0
+    )
+    png = tensorboard.get_bytes(f"/data/plugin/images/individualImage?{entries[-1]['query']}")
+
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_command_line_is_shown_as_code(tensorboard, finished_run):
+    _, run_name = finished_run
+
+    assert COMMAND_LINE_TAG in tensorboard.get_json("/data/plugin/text/tags")[run_name]
+    entries = tensorboard.get_json("/data/plugin/text/text", run=run_name, tag=COMMAND_LINE_TAG)
+    # The text plugin serves markdown rendered to HTML; a fenced block becomes <pre><code>.
+    assert entries and "<code>" in entries[0]["text"] and "stylize" in entries[0]["text"]
+
+
+def test_hparams_experiment_lists_settings_and_metrics(tensorboard):
+    experiment = tensorboard.post_json("/data/plugin/hparams/experiment", {"experimentName": ""})
+
+    hparam_names = {info["name"] for info in experiment["hparamInfos"]}
+    assert set(StyleConfig().hparams()) <= hparam_names
+    metric_tags = {info["name"]["tag"] for info in experiment["metricInfos"]}
+    assert metric_tags == {"loss/final", "loss/best"}
+
+
+def test_hparams_session_shows_settings_against_metrics(tensorboard, finished_run):
+    _, run_name = finished_run
+
+    reply = tensorboard.post_json(
+        "/data/plugin/hparams/session_groups",
+        {
+            "experimentName": "",
+            "allowedStatuses": [
+                "STATUS_UNKNOWN",
+                "STATUS_SUCCESS",
+                "STATUS_FAILURE",
+                "STATUS_RUNNING",
+            ],
+            "colParams": [],
+            "startIndex": 0,
+            "sliceSize": 100,
+        },
+    )
+
+    groups = [
+        group
+        for group in reply["sessionGroups"]
+        if any(session["name"] == run_name for session in group["sessions"])
+    ]
+    assert len(groups) == 1, reply
+    [group] = groups
+    assert set(StyleConfig().hparams()) <= set(group["hparams"])
+    metrics = {value["name"]["tag"]: value["value"] for value in group["metricValues"]}
+    assert set(metrics) == {"loss/final", "loss/best"}
+    assert all(math.isfinite(value) for value in metrics.values()), metrics
+    assert metrics["loss/best"] <= metrics["loss/final"]
