@@ -5,8 +5,7 @@ run and asks its HTTP data API (the same one the dashboards use) for every piece
 promises: the run, its loss scalars, its images, its command line and its hparams with the
 `loss/final` and `loss/best` metrics. Only 127.0.0.1 is ever contacted.
 
-The assertions depend only on the log directory, not on how the run was produced, so
-`finished_run` can be swapped for a real `tf-nst stylize` run without touching the tests.
+The run is a real, small `tf-nst stylize` on the bundled example with the shared VGG16 weights.
 """
 
 from __future__ import annotations
@@ -24,11 +23,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
-import numpy as np
 import pytest
+from conftest import run_cli
 
 from tf_nst.config import StyleConfig
-from tf_nst.summaries import RunLog, make_run_directory, markdown_code_block
 
 pytestmark = pytest.mark.slow
 
@@ -45,53 +43,17 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> tuple[pathlib.Path, str]:
-    """Writes a small but complete run and returns `(logdir, run_name)`.
-
-    Stands in for a real `tf-nst stylize --logdir LOGDIR` run; it writes the same tags.
-    """
-    logdir = tmp_path_factory.mktemp("tensorboard_logdir")
-    config = StyleConfig(size=48, steps=4, seed=0)
-    run_directory = make_run_directory(logdir, "stylize-e2e")
-    random = np.random.default_rng(0)
-    content, style = random.random((32, 48, 3)), random.random((32, 48, 3))
-    losses = []
-    with RunLog(run_directory) as run_log:
-        run_log.hparams(config.hparams(), trial_id=run_directory.name)
-        run_log.text(
-            COMMAND_LINE_TAG,
-            0,
-            markdown_code_block(
-                f"tf-nst stylize content.png style.png --logdir {logdir} --steps {config.steps}"
-            ),
-        )
-        run_log.image("images/content", 0, content)
-        run_log.image("images/style", 0, style)
-        for step in range(config.steps):
-            style_losses = {
-                f"loss/style/{layer}": 1.0 / (step + 1) for layer in config.style_layers
-            }
-            content_losses = {
-                f"loss/content/{layer}": 0.5 / (step + 1) for layer in config.content_layers
-            }
-            total = sum(style_losses.values()) + sum(content_losses.values())
-            losses.append(total)
-            run_log.scalars(
-                step,
-                {
-                    "loss/total": total,
-                    **style_losses,
-                    **content_losses,
-                    "loss/tv": 0.01,
-                    "time/step_seconds": 0.05,
-                },
-            )
-            blended = (content * (config.steps - step) + style * step) / config.steps
-            run_log.image("images/current", step, blended)
-        last_step = config.steps - 1
-        run_log.image("images/final", last_step, blended)
-        run_log.scalars(last_step, {"loss/final": losses[-1], "loss/best": min(losses)})
-    return logdir, run_directory.name
+def finished_run(tmp_path_factory, vgg16_weights) -> tuple[pathlib.Path, str]:
+    """Runs a real, small `tf-nst stylize` and returns `(logdir, run_name)`."""
+    directory = tmp_path_factory.mktemp("tensorboard_run")
+    logdir = directory / "logs"
+    completed = run_cli(
+        "stylize", "--example", "-o", directory / "out.png", "--backbone", "vgg16",
+        "--weights", vgg16_weights, "--size", 48, "--steps", 4, "--image-every", 2,
+        "--logdir", logdir, "--run-name", "stylize-e2e", "--quiet",
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    return logdir, "stylize-e2e"
 
 
 class _TensorBoard:
