@@ -195,6 +195,15 @@ def _pretrained_backbone(backbone: str, weights) -> keras.Model:
         with _quiet_keras_loading():
             model.load_weights(path)
     except Exception as error:  # h5py and Keras raise many types for corrupt or foreign files.
+        import h5py  # a Keras dependency; only needed to tell a corrupt file from a foreign one
+
+        if not h5py.is_hdf5(path):
+            # Not HDF5 at all (truncated download, wrong file): the other-backbone hint would
+            # mislead here.
+            raise StyleTransferError(
+                f"weights file {path} is not a readable HDF5 file (corrupt or truncated?): "
+                "download it again or pass another --weights file"
+            ) from None
         raise StyleTransferError(
             f"weights file {path} does not fit the {backbone} backbone: {_first_line(error)}"
             f"{_other_backbone_hint(backbone)}"
@@ -230,7 +239,8 @@ def _other_backbone_hint(backbone: str) -> str:
 
 def _first_line(error: Exception) -> str:
     text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0][:300]
+    # Keras' multi-line errors end their first line with ":" before the details; drop it.
+    return text.splitlines()[0][:300].rstrip(" :")
 
 
 @contextlib.contextmanager

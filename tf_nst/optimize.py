@@ -465,7 +465,9 @@ class Stylizer:
             )
         self._prepare_scale(scale_index, start_image=np.zeros((height, width, 3), np.float32))
         state = self.checkpoint()
-        state.restore(path).assert_existing_objects_matched()
+        # read(), not restore(): it also accepts `Checkpoint.write()` files, which have no
+        # save_counter; expect_partial() silences the unused save_counter of `save()` files.
+        state.read(path).assert_existing_objects_matched().expect_partial()
         self.step = int(state.step.numpy())
         self.best_loss = float(state.best_loss.numpy())
         self.best_image = tf.convert_to_tensor(state.best_image)

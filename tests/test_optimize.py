@@ -1,0 +1,385 @@
+"""Tests for tf_nst.optimize: the loop, keep-best, scales, inits, L-BFGS, stops and resume.
+
+All runs use the tiny random VGG19 (`tiny_extractor`) on 24x32 images at size 32, for a few
+steps each, so the whole file stays fast on a shared CPU.
+"""
+
+import threading
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tf_nst import colors, losses
+from tf_nst.config import StyleConfig
+from tf_nst.errors import StyleTransferError
+from tf_nst.optimize import Stylizer, plan_scales, resize_image, stylize, working_shape
+
+
+def _config(**changes):
+    settings = {"size": 32, "steps": 10}
+    settings.update(changes)
+    return StyleConfig(**settings)
+
+
+def _run(content, styles, extractor, init_image=None, **changes):
+    """Runs a whole stylization; returns the stylizer and every StepResult."""
+    stylizer = Stylizer(content, styles, _config(**changes), extractor, init_image)
+    return stylizer, list(stylizer.steps())
+
+
+def _assert_final_is_best(stylizer, results):
+    """final_image() must be the post-processed evaluated image of lowest loss."""
+    losses_seen = [result.loss for result in results]
+    best = int(np.argmin(losses_seen))
+    assert stylizer.best_loss == losses_seen[best]
+    np.testing.assert_array_equal(stylizer.final_image(), stylizer.postprocess(results[best].image))
+    return best
+
+
+# --- Adam ----------------------------------------------------------------------------------------
+
+
+def test_adam_loss_falls_over_30_steps(tiny_extractor, random_images):
+    content, style = random_images
+    stylizer, results = _run(content, [style], tiny_extractor, steps=30)
+    assert len(results) == 30
+    assert [result.step for result in results] == list(range(1, 31))
+    assert results[-1].loss < results[0].loss
+    assert stylizer.best_loss < results[0].loss
+    assert stylizer.stop_reason is None
+
+
+def test_keep_best_returns_the_lowest_loss_image_not_the_last(tiny_extractor, random_images):
+    """A learning rate of 5 (the image lives in [0, 1]) overshoots: the loss jumps up after the
+    first step, so the best image is an early one and the last image is worse."""
+    content, style = random_images
+    stylizer, results = _run(content, [style], tiny_extractor, steps=12, learning_rate=5.0)
+    losses_seen = [result.loss for result in results]
+    assert losses_seen[1] > losses_seen[0]  # the premise: the loss rises after the first step
+    best = _assert_final_is_best(stylizer, results)
+    assert losses_seen[-1] > losses_seen[best]
+    assert not np.allclose(stylizer.final_image(), stylizer.postprocess(results[-1].image))
+    for result in results:
+        assert np.isfinite(result.image.numpy()).all()
+        assert float(tf.reduce_min(result.image)) >= 0.0
+        assert float(tf.reduce_max(result.image)) <= 1.0
+    assert np.isfinite(stylizer.final_image()).all()
+
+
+def test_step_results_track_the_best_so_far(tiny_extractor, random_images):
+    """At every step best_loss is the minimum of the losses so far and best_image is the image
+    that had it: kept while the loss is higher, replaced when it falls below."""
+    content, style = random_images
+    _, results = _run(content, [style], tiny_extractor, steps=20, learning_rate=0.1)
+    best_indices = []
+    for index, result in enumerate(results):
+        best = int(np.argmin([earlier.loss for earlier in results[: index + 1]]))
+        best_indices.append(best)
+        assert result.best_loss == results[best].loss
+        np.testing.assert_array_equal(result.best_image.numpy(), results[best].image.numpy())
+    # Both branches were exercised: a step that kept an older best, and a change of best.
+    assert any(best != index for index, best in enumerate(best_indices))
+    assert len(set(best_indices)) > 1
+
+
+def test_stylize_yields_step_results(tiny_extractor, random_images):
+    content, style = random_images
+    results = list(stylize(content, [style], _config(steps=3), tiny_extractor))
+    assert [result.step for result in results] == [1, 2, 3]
+    assert all(result.total_steps == 3 for result in results)
+    assert results[-1].progress == pytest.approx(1.0)
+
+
+# --- plan_scales ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "size, steps, scales",
+    [
+        (32, 10, None),
+        (512, 300, None),
+        (513, 300, None),
+        (2048, 300, None),
+        (2048, 1000, 3),
+        (1024, 40, 2),
+        (4096, 7, None),
+        (800, 3, 5),
+    ],
+)
+def test_plan_scales_sums_to_steps_coarsest_first(size, steps, scales):
+    plan = plan_scales(size, steps, scales)
+    assert sum(scale.steps for scale in plan) == steps
+    assert all(scale.steps >= 1 for scale in plan)
+    sides = [scale.long_side for scale in plan]
+    assert all(coarser < finer for coarser, finer in zip(sides[:-1], sides[1:], strict=True))
+    assert sides[-1] == size
+    assert plan[0].steps == max(scale.steps for scale in plan)
+
+
+@pytest.mark.parametrize("size", [32, 256, 512])
+def test_plan_scales_is_one_scale_up_to_512(size):
+    assert plan_scales(size, 100) == plan_scales(size, 100, 1)
+    assert len(plan_scales(size, 100)) == 1
+
+
+def test_plan_scales_for_2048_is_four_doublings_from_256():
+    """1 + ceil(log2(2048 / 256)) = 1 + 3 = 4 scales: 256, 512, 1024, 2048."""
+    plan = plan_scales(2048, 300)
+    assert [scale.long_side for scale in plan] == [256, 512, 1024, 2048]
+
+
+def test_plan_scales_respects_explicit_scales():
+    plan = plan_scales(1000, 100, 2)
+    assert [scale.long_side for scale in plan] == [500, 1000]
+    assert len(plan_scales(300, 100, 3)) == 3
+
+
+# --- style blend and initialisation --------------------------------------------------------------
+
+
+def test_blend_one_zero_equals_the_first_style_alone(tiny_extractor, random_images):
+    """Blend (1, 0) makes the target Gram 1 * G_A + 0 * G_B = G_A, the single-style target."""
+    content, style = random_images
+    other_style = np.random.default_rng(5).random((40, 30, 3), dtype=np.float32)
+    blended, _ = _run(
+        content, [style, other_style], tiny_extractor, style_blend=(1, 0), init="noise", seed=3
+    )
+    alone, _ = _run(content, [style], tiny_extractor, init="noise", seed=3)
+    np.testing.assert_allclose(blended.final_image(), alone.final_image(), atol=1e-5)
+
+
+def _first_image(content, style, extractor, init_image=None, **changes):
+    _, results = _run(content, [style], extractor, init_image, steps=1, **changes)
+    return results[0].image.numpy()
+
+
+def test_noise_init_is_reproducible_by_seed(tiny_extractor, random_images):
+    content, style = random_images
+    first = _first_image(content, style, tiny_extractor, init="noise", seed=7)
+    again = _first_image(content, style, tiny_extractor, init="noise", seed=7)
+    other = _first_image(content, style, tiny_extractor, init="noise", seed=8)
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other)
+    assert not np.allclose(first, content)
+    assert first.shape == (24, 32, 3)
+
+
+def test_content_init_starts_from_the_content_image(tiny_extractor, random_images):
+    content, style = random_images
+    np.testing.assert_allclose(_first_image(content, style, tiny_extractor), content, atol=1e-6)
+
+
+def test_style_init_starts_from_the_style_image(tiny_extractor, random_images):
+    content, style = random_images
+    first = _first_image(content, style, tiny_extractor, init="style")
+    np.testing.assert_allclose(first, resize_image(style, 24, 32).numpy(), atol=1e-6)
+
+
+def test_path_init_starts_from_the_given_image(tiny_extractor, random_images):
+    content, style = random_images
+    start = np.random.default_rng(9).random((48, 64, 3), dtype=np.float32)
+    first = _first_image(content, style, tiny_extractor, start, init="start.png")
+    np.testing.assert_allclose(first, resize_image(start, 24, 32).numpy(), atol=1e-6)
+
+
+def test_path_init_without_image_raises(tiny_extractor, random_images):
+    content, style = random_images
+    with pytest.raises(StyleTransferError, match="init_image"):
+        Stylizer(content, [style], _config(init="start.png"), tiny_extractor)
+
+
+# --- stopping ------------------------------------------------------------------------------------
+
+
+def test_time_limit_stops_early_with_a_final_image(tiny_extractor, random_images):
+    content, style = random_images
+    stylizer, results = _run(content, [style], tiny_extractor, steps=100_000, time_limit=1.0)
+    assert stylizer.stop_reason == "time limit"
+    assert 1 <= len(results) < 100_000
+    final = stylizer.final_image()
+    assert final.shape == (24, 32, 3)
+    assert np.isfinite(final).all()
+
+
+class _PoisonableExtractor:
+    """Wraps an extractor; once `poison` is set, every feature map it returns is NaN."""
+
+    def __init__(self, extractor):
+        self.extractor = extractor
+        self.poison = tf.Variable(False)
+
+    def __call__(self, images, training=False):
+        features = self.extractor(images, training=training)
+        return {
+            name: tf.where(self.poison, tf.fill(tf.shape(value), np.nan), value)
+            for name, value in features.items()
+        }
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_non_finite_loss_stops_and_keeps_the_best_finite_image(
+    tiny_extractor, random_images, optimizer
+):
+    content, style = random_images
+    extractor = _PoisonableExtractor(tiny_extractor)
+    stylizer = Stylizer(content, [style], _config(steps=20, optimizer=optimizer), extractor)
+    results = []
+    for result in stylizer.steps():
+        results.append(result)
+        if result.step == 5:
+            extractor.poison.assign(True)
+    assert len(results) == 5
+    assert "non-finite" in stylizer.stop_reason
+    assert np.isfinite([result.loss for result in results]).all()
+    final = stylizer.final_image()
+    assert np.isfinite(final).all()
+    _assert_final_is_best(stylizer, results)
+
+
+# --- L-BFGS --------------------------------------------------------------------------------------
+
+
+def test_lbfgs_loss_falls_and_keeps_the_best(tiny_extractor, random_images):
+    content, style = random_images
+    threads_before = threading.active_count()
+    stylizer = Stylizer(content, [style], _config(steps=15, optimizer="lbfgs"), tiny_extractor)
+    results = []
+    threads_during = []
+    for result in stylizer.steps():
+        results.append(result)
+        threads_during.append(threading.active_count())
+    assert threads_during[0] == threads_before + 1  # the L-BFGS worker was running
+    assert threading.active_count() == threads_before
+    assert 1 < len(results) <= 15
+    assert stylizer.best_loss < results[0].loss
+    _assert_final_is_best(stylizer, results)
+
+
+def test_lbfgs_worker_thread_ends_when_the_consumer_breaks_early(tiny_extractor, random_images):
+    content, style = random_images
+    threads_before = threading.active_count()
+    stylizer = Stylizer(content, [style], _config(steps=50, optimizer="lbfgs"), tiny_extractor)
+    results = []
+    threads_during = None
+    for result in stylizer.steps():
+        results.append(result)
+        if result.step == 3:
+            threads_during = threading.active_count()
+            break
+    assert threads_during == threads_before + 1  # the L-BFGS worker was running
+    # Leaving the loop drops the generator, which closes it and its L-BFGS worker.
+    assert threading.active_count() == threads_before
+    assert len(results) == 3
+    _assert_final_is_best(stylizer, results)
+
+
+# --- style scale, colours, multi-scale -----------------------------------------------------------
+
+
+def test_style_scale_resizes_the_style_before_its_gram(tiny_extractor, random_images):
+    """With style_scale 0.5 at long side 32 the 32x32 style is seen at round(32 * 0.5) = 16 px.
+
+    The first step evaluates the content image (content init), so its style term for a layer is
+    style_weight * (1 / 5 layers) * sum((G - A)^2) / sum(A^2), with G the content's Gram and A
+    the Gram of the style resized to 16x16. It must differ from the term at style_scale 1.
+    """
+    content, style = random_images
+    config = _config()
+    half = Stylizer(content, [style], config.replace(style_scale=0.5), tiny_extractor)
+    full = Stylizer(content, [style], config, tiny_extractor)
+    half_terms = next(half.steps()).terms
+    full_terms = next(full.steps()).terms
+    content_features = tiny_extractor(content[None])
+    style_features = tiny_extractor(resize_image(style, 16, 16)[None])
+    for name in config.style_layers:
+        expected = losses.style_layer_loss(
+            losses.gram_matrix(content_features[name]),
+            losses.gram_matrix(style_features[name]),
+            "normalized",
+        ) / len(config.style_layers)
+        assert half_terms[f"style/{name}"] == pytest.approx(float(expected), rel=1e-4)
+        assert half_terms[f"style/{name}"] != pytest.approx(full_terms[f"style/{name}"], rel=1e-3)
+    for name in config.content_layers:
+        assert half_terms[f"content/{name}"] == full_terms[f"content/{name}"]
+
+
+def test_preserve_colors_luminance_keeps_the_content_chroma(tiny_extractor, random_images):
+    """The output is the optimised luminance Y with the content's I and Q. Clipping to [0, 1]
+    changes I and Q only at pixels with a clipped channel, so at every pixel strictly inside
+    (0, 1) the output's I and Q equal the content's."""
+    content, style = random_images
+    stylizer, _ = _run(content, [style], tiny_extractor, steps=5, preserve_colors="luminance")
+    final = stylizer.final_image()
+    assert final.shape == (24, 32, 3)
+    assert final.dtype == np.float32
+    assert final.min() >= 0.0 and final.max() <= 1.0
+    inside = np.all((final > 0.0) & (final < 1.0), axis=-1)
+    assert inside.any()
+    np.testing.assert_allclose(
+        colors.rgb_to_yiq(final)[inside][:, 1:],
+        colors.rgb_to_yiq(content)[inside][:, 1:],
+        atol=1e-5,
+    )
+
+
+def test_preserve_colors_histogram_runs_in_range(tiny_extractor, random_images):
+    content, style = random_images
+    stylizer, results = _run(content, [style], tiny_extractor, steps=5, preserve_colors="histogram")
+    assert len(results) == 5
+    assert not np.allclose(stylizer.styles[0], style)  # the network sees a recoloured style
+    final = stylizer.final_image()
+    assert final.shape == (24, 32, 3)
+    assert np.isfinite(final).all()
+    assert final.min() >= 0.0 and final.max() <= 1.0
+
+
+def test_multiscale_runs_coarse_then_fine_and_ends_at_output_size(tiny_extractor, random_images):
+    """size 64 with 2 scales: long side 32 (24x32 working) then 64 (48x64, the output size)."""
+    content, style = random_images
+    stylizer, results = _run(content, [style], tiny_extractor, size=64, scales=2, steps=10)
+    indices = [result.scale_index for result in results]
+    assert indices == sorted(indices)
+    assert indices[0] == 0 and indices[-1] == 1
+    assert all(result.scale_count == 2 for result in results)
+    for result in results:
+        expected = working_shape(content.shape, stylizer.scales[result.scale_index].long_side)
+        assert tuple(result.image.shape) == (*expected, 3)
+    assert stylizer.final_image().shape == (48, 64, 3)
+    assert results[-1].progress == pytest.approx(1.0)
+
+
+# --- checkpoint and restore ----------------------------------------------------------------------
+
+
+def _write_checkpoint(checkpoint, directory):
+    return checkpoint.write(str(directory / "state"))
+
+
+def _save_with_manager(checkpoint, directory):
+    """The CLI's way: `CheckpointManager.save`, which also stores a save counter."""
+    return tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=1).save()
+
+
+@pytest.mark.parametrize("writer", [_write_checkpoint, _save_with_manager])
+def test_restore_from_checkpoint_continues_exactly(tiny_extractor, random_images, tmp_path, writer):
+    """10 steps, checkpoint, 10 more gives image A. A new Stylizer restored from the checkpoint
+    runs the remaining 10 steps from the same image, Adam state and best image, so it must end at
+    the same image and the same step count."""
+    content, style = random_images
+    config = _config(steps=20)
+    original = Stylizer(content, [style], config, tiny_extractor)
+    path = None
+    for result in original.steps():
+        if result.step == 10:
+            path = writer(original.checkpoint(), tmp_path)
+    assert original.step == 20
+
+    resumed = Stylizer(content, [style], config, tiny_extractor)
+    resumed.restore(path)
+    assert resumed.step == 10
+    results = list(resumed.steps())
+    assert [result.step for result in results] == list(range(11, 21))
+    assert resumed.step == original.step
+    assert resumed.best_loss == pytest.approx(original.best_loss, rel=1e-6)
+    np.testing.assert_allclose(resumed.final_image(), original.final_image(), atol=1e-6)
