@@ -1,21 +1,33 @@
 """The `tf-nst` command line: argparse to `StyleConfig` to library calls.
 
 The CLI owns every file a run touches: it loads the images, writes the output and intermediate
-images atomically, the checkpoint beside the output and the TensorBoard run under `--logdir`. A
-user-fixable problem prints one line, `tf-nst: error: ...`, and exits with status 2 (`--debug`
-shows the traceback instead). SIGINT and SIGTERM save the best image and a checkpoint, then exit
-with 130 or 143; a second signal stops at once, still without leaving a partial file.
+images atomically, the checkpoint beside the output and the TensorBoard run under `--logdir`.
+
+Exit statuses:
+    0: done; also when `--time-limit` ran out (the best image is saved).
+    1: stopped early because the loss or gradient became non-finite; the best finite image is
+        saved (if any step was finite), never a NaN pixel.
+    2: a user-fixable problem (bad image, option, path, weights file or resume state), reported
+        as one line, `tf-nst: error: ...`, before anything is written (`--debug` shows the
+        traceback instead). argparse's own errors also exit with 2.
+    130, 143: stopped by SIGINT or SIGTERM (128 + the signal number). The first signal saves the
+        best image and a checkpoint; a second one stops at once, still without a partial file.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import os
 import pathlib
+import secrets
 import shlex
+import shutil
 import signal
 import sys
+import threading
 import time
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU feature notes) is noise for a CLI user.
@@ -23,6 +35,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tf_nst.config import (  # noqa: E402  (the environment must be set before TensorFlow loads)
     BACKBONES,
+    DEFAULT_LOSS_WEIGHTS,
+    INITS,
     LOSS_NORMALIZATIONS,
     OPTIMIZERS,
     POOLINGS,
@@ -34,6 +48,12 @@ from tf_nst.errors import StyleTransferError  # noqa: E402
 
 DEFAULTS = StyleConfig()
 CHECKPOINT_SUFFIX = ".checkpoint"
+RUN_STATE = "run.json"
+# Kept in step with `tf_nst.features.WEIGHTS_EXTENSIONS`, which needs TensorFlow to import.
+WEIGHTS_EXTENSIONS = (".weights.h5", ".h5")
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# The loss is computed in float32: a larger weight or rate would be infinite there.
+FLOAT32_MAX = 3.4028234663852886e38
 # Settings that change the optimisation's trajectory: a resumed run must keep them.
 RESUME_KEYS = (
     "size", "steps", "scales", "backbone", "weights", "pooling", "optimizer", "learning_rate",
@@ -43,8 +63,12 @@ RESUME_KEYS = (
 )  # fmt: skip
 
 
-class _SecondSignalError(Exception):
-    """Raised in the main thread by a second SIGINT/SIGTERM: stop now."""
+class _SecondSignalError(BaseException):
+    """Raised in the main thread by a second SIGINT/SIGTERM: stop now.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` on the way (Keras
+    loading weights, say) can swallow it.
+    """
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,9 +158,18 @@ def add_stylize_arguments(parser: argparse.ArgumentParser) -> None:
         help="compile the step with XLA",
     )
     group = parser.add_argument_group("loss")
-    group.add_argument("--content-weight", type=float, default=DEFAULTS.content_weight)
-    group.add_argument("--style-weight", type=float, default=DEFAULTS.style_weight)
-    group.add_argument("--tv-weight", type=float, default=DEFAULTS.tv_weight)
+    for name, index in (("content", 0), ("style", 1), ("tv", 2)):
+        group.add_argument(
+            f"--{name}-weight",
+            type=float,
+            # SUPPRESS: the default depends on --loss-normalization, which the help spells out.
+            default=argparse.SUPPRESS,
+            help="default: "
+            + ", ".join(
+                f"{weights[index]:g} with --loss-normalization {mode}"
+                for mode, weights in DEFAULT_LOSS_WEIGHTS.items()
+            ),
+        )
     group.add_argument(
         "--content-layers", default=",".join(DEFAULTS.content_layers), help="comma-separated"
     )
@@ -214,9 +247,9 @@ def config_from_arguments(arguments: argparse.Namespace) -> StyleConfig:
         size=arguments.size,
         steps=arguments.steps,
         learning_rate=arguments.learning_rate,
-        content_weight=arguments.content_weight,
-        style_weight=arguments.style_weight,
-        tv_weight=arguments.tv_weight,
+        content_weight=getattr(arguments, "content_weight", None),
+        style_weight=getattr(arguments, "style_weight", None),
+        tv_weight=getattr(arguments, "tv_weight", None),
         content_layers=_split(arguments.content_layers),
         style_layers=_split(arguments.style_layers),
         style_layer_weights=_split(arguments.style_layer_weights, float, "--style-layer-weights"),
@@ -238,18 +271,38 @@ def config_from_arguments(arguments: argparse.Namespace) -> StyleConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the `tf-nst` command line and returns its exit status."""
+    """Runs the `tf-nst` command line and returns its exit status.
+
+    Exit statuses: 0 done (also when `--time-limit` ran out); 1 the loss or gradient became
+    non-finite, so the run stopped and kept its best finite image; 2 a user-fixable problem (a
+    bad image, option, path or weights file; argparse's own errors too), with one line saying what
+    to fix and nothing written; 130 or 143 stopped by SIGINT or SIGTERM (128 + signal number).
+    """
     parser = build_parser()
     arguments = parser.parse_args(argv)
     try:
         if arguments.command == "export":
             return run_export(arguments)
-        return run_stylize(arguments, parser)
+        return run_stylize(arguments)
     except StyleTransferError as error:
         if arguments.debug:
             raise
-        print(f"tf-nst: error: {error}", file=sys.stderr)
+        print(f"tf-nst: error: {_one_line(error)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C while TensorFlow loads, before the run's own handler is installed.
+        if arguments.debug:
+            raise
+        print("\ntf-nst: interrupted before the run started; nothing was saved", file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
+def _one_line(error: Exception) -> str:
+    """The error's message on one line: control characters (newlines) are escaped."""
+    text = str(error).strip() or type(error).__name__
+    return "".join(
+        character if character.isprintable() else repr(character)[1:-1] for character in text
+    )
 
 
 def run_export(arguments: argparse.Namespace) -> int:
@@ -280,105 +333,199 @@ def run_export(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _inputs(arguments, parser) -> tuple[str, list[str]]:
+def _inputs(arguments) -> tuple[str, list[str]]:
     if arguments.example or arguments.content is None:
         if arguments.content is not None:
-            parser.error("--example takes no CONTENT or STYLE images")
+            raise StyleTransferError(
+                "--example takes no CONTENT or STYLE images: drop them or drop --example"
+            )
         from tf_nst.example_data import content_path, style_path
 
         return str(content_path()), [str(style_path())]
     if not arguments.styles:
-        parser.error("give at least one STYLE image after CONTENT (or use --example)")
+        raise StyleTransferError("give at least one STYLE image after CONTENT (or use --example)")
     return arguments.content, list(arguments.styles)
 
 
-def run_stylize(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """Runs a stylization with progress, TensorBoard, checkpoints and interrupt handling."""
+def run_stylize(arguments: argparse.Namespace) -> int:
+    """Runs a stylization with progress, TensorBoard, checkpoints and interrupt handling.
+
+    Everything a user can get wrong is checked before anything is written, cheapest first and,
+    as far as possible, before TensorFlow is even imported: the numbers, the output path, the
+    weights file, the images and the resume state; then the layers, the image sizes, the memory
+    and the network. Only then is the run directory made (see `_run`).
+    """
     for option in ("save_every", "image_every", "checkpoint_every"):
-        if getattr(arguments, option) < 0:
-            parser.error(f"--{option.replace('_', '-')} must be >= 0")
+        value = getattr(arguments, option)
+        if value < 0:
+            raise StyleTransferError(
+                f"--{option.replace('_', '-')} must be >= 0 (0 turns it off), got {value}"
+            )
     config = config_from_arguments(arguments)
-    content_path, style_paths = _inputs(arguments, parser)
+    _check_float32_range(config)
+    content_path, style_paths = _inputs(arguments)
+    config.normalized_style_blend(len(style_paths))
+    init_path = None if config.init in INITS else config.init
+    if init_path is not None and not os.path.exists(init_path):
+        raise StyleTransferError(
+            f"--init {init_path!r} is neither content, noise, style nor an existing image file: "
+            "pass one of those words or the path of an image"
+        )
 
-    from tf_nst import images
-    from tf_nst.features import validate_layers
+    from tf_nst import images  # numpy and Pillow only
 
-    validate_layers(config.backbone, config.content_layers + config.style_layers)
-    init_path = None if config.init in ("content", "noise", "style") else config.init
-    inputs = [content_path, *style_paths] + ([init_path] if init_path else [])
-    output = images.check_output_path(arguments.output, inputs)
+    input_paths = [content_path, *style_paths] + ([init_path] if init_path else [])
+    output = images.check_output_path(arguments.output, input_paths)
+    _check_weights_file(config.weights, config.backbone)
     content = images.load_image(content_path)
     styles = [images.load_image(path) for path in style_paths]
     init_image = images.load_image(init_path) if init_path else None
-    config.normalized_style_blend(len(styles))
+    digests = _input_digests(content_path, style_paths)
     checkpoint_directory = output.parent / (output.stem + CHECKPOINT_SUFFIX)
-    resume_state = _read_resume_state(checkpoint_directory, config) if arguments.resume else None
+    resume_state = None
+    if arguments.resume:
+        resume_state = _read_resume_state(checkpoint_directory, config, digests)
 
+    # From here on TensorFlow is needed.
+    from tf_nst.features import minimum_input_side, validate_layers
+
+    layers = validate_layers(config.backbone, config.content_layers + config.style_layers)
+    _check_source_sizes(
+        [("content image", content_path, content)]
+        + [("style image", path, style) for path, style in zip(style_paths, styles, strict=True)],
+        minimum_input_side(layers),
+        max(layers),
+    )
     _check_memory(config, content, quiet=arguments.quiet)
+    checkpointer = _Checkpointer(checkpoint_directory, config, digests)
+    return _run(arguments, config, output, checkpointer, content, styles, init_image, resume_state)
 
+
+def _run(arguments, config, output, checkpointer, content, styles, init_image, resume_state) -> int:
+    """Builds the network, makes or reopens the run directory and runs the optimisation.
+
+    SIGINT and SIGTERM are caught from here on: the first saves the best image and a checkpoint
+    and exits with 128 + the signal number; a second exits at once (`_SecondSignalError`),
+    after removing any checkpoint it cut short. A fresh run directory that never saw a step is
+    removed again whatever ends the run.
+    """
+    from tf_nst import images
     from tf_nst.optimize import Stylizer
     from tf_nst.summaries import RunLog, make_run_directory
 
-    stylizer = Stylizer(content, styles, config, init_image=init_image)
-    if resume_state:
-        stylizer.restore(resume_state["checkpoint"])
-        run_directory = pathlib.Path(resume_state["run_directory"])
-        run_directory.mkdir(parents=True, exist_ok=True)
-    else:
-        run_directory = make_run_directory(arguments.logdir, arguments.run_name)
-    _say(arguments, f"precision {stylizer.precision}; TensorBoard run {run_directory}")
-
     interrupts = _InterruptHandler()
-    log = RunLog(run_directory)
-    last = None
-    try:
-        with interrupts:
-            if not resume_state:
-                _log_start(log, config, stylizer, content, styles, run_directory)
-            last = _optimise(
-                arguments, stylizer, log, output, checkpoint_directory, run_directory, interrupts
+    fresh = resume_state is None
+    stylizer = None
+    run_directory = None
+    with interrupts:
+        try:
+            stylizer = Stylizer(content, styles, config, init_image=init_image)
+            if resume_state:
+                _restore(stylizer, resume_state["checkpoint"])
+            if interrupts.signal_name:
+                return _nothing_saved(interrupts, "before the first step")
+            if fresh:
+                run_directory = make_run_directory(arguments.logdir, arguments.run_name)
+            else:
+                run_directory = _reopen_run_directory(resume_state["run_directory"])
+            checkpointer.run_directory = run_directory
+            _say(arguments, f"precision {stylizer.precision}; TensorBoard run {run_directory}")
+            log = RunLog(run_directory)
+            try:
+                if fresh:
+                    _log_start(log, config, stylizer, content, styles, run_directory)
+                last = _optimise(arguments, stylizer, log, output, checkpointer, interrupts)
+                if stylizer.best_image is None:  # not one finite step
+                    log.close()
+                    _remove_unused_run_directory(run_directory, fresh, stylizer)
+                    if interrupts.signal_name:
+                        return _nothing_saved(interrupts, "before the first step")
+                    print(
+                        f"tf-nst: stopped: {stylizer.stop_reason}; no step had a finite loss, so "
+                        "nothing was saved: lower --learning-rate or the loss weights",
+                        file=sys.stderr,
+                    )
+                    return 1
+                final = stylizer.final_image()
+                images.save_image(final, output)
+                _log_end(log, stylizer, last, final)
+                if interrupts.signal_name:
+                    checkpointer.save(stylizer)
+            finally:
+                log.close()
+        except _SecondSignalError:
+            checkpointer.discard_unfinished()
+            _remove_unused_run_directory(run_directory, fresh, stylizer)
+            print(
+                "\ntf-nst: stopped at once by a second signal; files already written are "
+                "complete and no partial file was left",
+                file=sys.stderr,
             )
-            final = stylizer.final_image()
-            images.save_image(final, output)
-            _log_end(log, stylizer, last, final)
-    except _SecondSignalError:
-        print(
-            "\ntf-nst: stopped at once by a second signal; no partial file was left",
-            file=sys.stderr,
-        )
-        return interrupts.exit_status
-    finally:
-        log.close()
+            return interrupts.exit_status
+        except BaseException:
+            _remove_unused_run_directory(run_directory, fresh, stylizer)
+            raise
 
+    steps = f"after {stylizer.step} step{'' if stylizer.step == 1 else 's'}"
     if stylizer.stop_reason and stylizer.stop_reason != "time limit":
         print(
-            f"tf-nst: stopped: {stylizer.stop_reason}; saved the best finite image "
-            f"(loss {stylizer.best_loss:.4g}) to {output}",
+            f"tf-nst: stopped: {stylizer.stop_reason}; saved the best finite image (loss "
+            f"{stylizer.best_loss:.4g}, {steps}) to {output}: lower --learning-rate or the loss "
+            "weights",
             file=sys.stderr,
         )
         return 1
     if interrupts.signal_name:
-        _save_checkpoint(stylizer, checkpoint_directory, run_directory, config)
         print(
-            f"\ntf-nst: {interrupts.signal_name} received: saved the best image "
-            f"(loss {stylizer.best_loss:.4g}) to {output} and a checkpoint to "
-            f"{checkpoint_directory}; continue with the same command plus --resume",
+            f"\ntf-nst: {interrupts.signal_name} received: saved the best image (loss "
+            f"{stylizer.best_loss:.4g}, {steps}) to {output} and a checkpoint to "
+            f"{checkpointer.directory}; continue with the same command plus --resume",
             file=sys.stderr,
         )
         return interrupts.exit_status
     reason = " (time limit reached)" if stylizer.stop_reason == "time limit" else ""
     _say(
         arguments,
-        f"saved {output}{reason}: best loss {stylizer.best_loss:.4g} after "
-        f"{stylizer.step} steps in {last.elapsed_seconds if last else 0:.1f} s",
+        f"saved {output}{reason}: best loss {stylizer.best_loss:.4g} {steps} in "
+        f"{last.elapsed_seconds if last else 0:.1f} s",
     )
     return 0
 
 
-def _optimise(arguments, stylizer, log, output, checkpoint_directory, run_directory, interrupts):
+def _reopen_run_directory(path: str) -> pathlib.Path:
+    """The interrupted run's TensorBoard directory, which the resumed run appends to."""
+    run_directory = pathlib.Path(path)
+    try:
+        run_directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StyleTransferError(
+            f"cannot reopen the TensorBoard run {run_directory} of the interrupted run "
+            f"({error.strerror or error}): make it writable, or run without --resume"
+        ) from None
+    return run_directory
+
+
+def _nothing_saved(interrupts, when: str) -> int:
+    print(
+        f"\ntf-nst: {interrupts.signal_name} received {when}; nothing was saved",
+        file=sys.stderr,
+    )
+    return interrupts.exit_status
+
+
+def _remove_unused_run_directory(run_directory, fresh: bool, stylizer) -> None:
+    """Removes a run directory this run made if no step reached it: it would only be clutter."""
+    if run_directory is None or not fresh or (stylizer is not None and stylizer.step > 0):
+        return
+    shutil.rmtree(run_directory, ignore_errors=True)
+
+
+def _optimise(arguments, stylizer, log, output, checkpointer, interrupts):
     from tf_nst import images
     from tf_nst.losses import group_totals
 
+    if interrupts.signal_name:
+        return None
     progress = ProgressBar(sys.stderr, enabled=not arguments.quiet)
     last = None
     for result in stylizer.steps():
@@ -405,8 +552,12 @@ def _optimise(arguments, stylizer, log, output, checkpoint_directory, run_direct
         if arguments.save_every and result.step % arguments.save_every == 0:
             numbered = output.with_name(f"{output.stem}_{result.step:05d}{output.suffix}")
             images.save_image(stylizer.postprocess(result.image), numbered)
-        if arguments.checkpoint_every and result.step % arguments.checkpoint_every == 0:
-            _save_checkpoint(stylizer, checkpoint_directory, run_directory, stylizer.config)
+        if (
+            arguments.checkpoint_every
+            and result.step % arguments.checkpoint_every == 0
+            and not stylizer.stop_reason  # a diverged state is not worth resuming
+        ):
+            checkpointer.save(stylizer)
         progress.update(result)
         if interrupts.signal_name:
             break
@@ -439,43 +590,232 @@ def _log_end(log, stylizer, last, final) -> None:
     log.flush()
 
 
-def _save_checkpoint(stylizer, directory: pathlib.Path, run_directory, config) -> None:
-    import tensorflow as tf
+class _Checkpointer:
+    """Writes resumable checkpoints into `directory` (beside the output), crash-safely.
 
-    from tf_nst.images import atomic_write_bytes
+    Each save writes the `Stylizer.checkpoint()` under a fresh name, then switches `run.json` to
+    it (an atomic rename), and only then deletes older checkpoints: whenever the process dies,
+    `run.json` names a complete checkpoint or does not exist.
+    """
 
-    manager = tf.train.CheckpointManager(stylizer.checkpoint(), str(directory), max_to_keep=1)
-    path = manager.save(checkpoint_number=stylizer.step)
-    state = {
-        "checkpoint": os.path.basename(path),
-        "run_directory": str(pathlib.Path(run_directory).resolve()),
-        "settings": {key: config.hparams()[key] for key in RESUME_KEYS},
+    def __init__(self, directory: pathlib.Path, config: StyleConfig, digests: dict):
+        self.directory = directory
+        self.config = config
+        self.digests = digests
+        self.run_directory: pathlib.Path | None = None
+        self._saved_step: int | None = None
+        self._writing: str | None = None  # the checkpoint being written, until run.json names it
+        self._made_directory = False
+
+    def save(self, stylizer) -> None:
+        """Checkpoints `stylizer` unless this step is saved already."""
+        if stylizer.step == self._saved_step:
+            return
+        import tensorflow as tf
+
+        from tf_nst.images import atomic_write_bytes
+
+        name = f"ckpt-{stylizer.step}-{secrets.token_hex(4)}"
+        try:
+            if not self.directory.is_dir():
+                self.directory.mkdir()
+                self._made_directory = True
+            self._writing = name
+            stylizer.checkpoint().write(str(self.directory / name))
+        except (OSError, tf.errors.OpError) as error:
+            self.discard_unfinished()
+            raise StyleTransferError(
+                f"cannot write a checkpoint in {self.directory} ({_one_line(error)[:200]}): "
+                "check the directory is writable and has space"
+            ) from None
+        state = {
+            "step": stylizer.step,
+            "checkpoint": name,
+            "run_directory": str(pathlib.Path(self.run_directory).resolve()),
+            "settings": _resume_settings(self.config),
+            "inputs": self.digests,
+        }
+        try:
+            atomic_write_bytes(json.dumps(state, indent=2).encode(), self.directory / RUN_STATE)
+        except StyleTransferError:
+            self.discard_unfinished()
+            raise
+        self._writing = None
+        self._saved_step = stylizer.step
+        # run.json names the new checkpoint now: the older ones (also a previous run's) can go.
+        self._remove(lambda entry: not entry.startswith(f"{name}."))
+
+    def discard_unfinished(self) -> None:
+        """Removes the files of a save that was cut short, before run.json named them."""
+        if self._writing is None or not self.directory.is_dir():
+            return
+        writing, self._writing = self._writing, None
+        # TensorFlow writes `NAME.index`, `NAME.data-*` and, on the way, `NAME_temp/`.
+        self._remove(lambda entry: entry.startswith((f"{writing}.", f"{writing}_temp")))
+        if self._made_directory:
+            with contextlib.suppress(OSError):
+                self.directory.rmdir()  # only if that left it empty
+
+    def _remove(self, select) -> None:
+        for entry in self.directory.iterdir():
+            if not entry.name.startswith("ckpt-") or not select(entry.name):
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+
+
+def _resume_settings(config: StyleConfig) -> dict:
+    settings = {key: config.hparams()[key] for key in RESUME_KEYS}
+    if settings["weights"] != "imagenet":
+        settings["weights"] = os.path.abspath(settings["weights"])
+    return settings
+
+
+def _input_digests(content_path: str, style_paths: list[str]) -> dict:
+    """SHA-256 of the content and style files, so --resume can tell they are the same."""
+    return {
+        "content": _file_digest(content_path),
+        "styles": [_file_digest(path) for path in style_paths],
     }
-    atomic_write_bytes(json.dumps(state, indent=2).encode(), directory / "run.json")
 
 
-def _read_resume_state(directory: pathlib.Path, config: StyleConfig) -> dict:
-    state_path = directory / "run.json"
+def _file_digest(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_resume_state(directory: pathlib.Path, config: StyleConfig, digests: dict) -> dict:
+    state_path = directory / RUN_STATE
     if not state_path.is_file():
         raise StyleTransferError(
-            f"nothing to resume: no checkpoint in {directory}; run without --resume"
+            f"nothing to resume: no checkpoint in {directory}; run without --resume (or give "
+            "the -o/--output of the interrupted run)"
         )
     try:
         state = json.loads(state_path.read_text())
-        checkpoint = str(directory / state["checkpoint"])
+        name = state["checkpoint"]
         settings = state["settings"]
+        run_directory = state["run_directory"]
+        if not isinstance(name, str) or not isinstance(settings, dict):
+            raise TypeError("malformed run.json")
+        if not isinstance(run_directory, str):
+            raise TypeError("malformed run.json")
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise StyleTransferError(
-            f"checkpoint state {state_path} is unreadable ({error}): run without --resume"
+            f"checkpoint state {state_path} is unreadable ({_one_line(error)}): run without "
+            "--resume to start over"
         ) from None
-    current = config.hparams()
-    changed = [key for key in RESUME_KEYS if str(settings.get(key)) != str(current[key])]
+    if not (directory / f"{name}.index").is_file():
+        raise StyleTransferError(
+            f"checkpoint {directory / name} named in {state_path} is missing: run without "
+            "--resume to start over"
+        )
+    current = _resume_settings(config)
+    changed = [
+        f"--{key.replace('_', '-')} (was {settings.get(key)}, now {current[key]})"
+        for key in RESUME_KEYS
+        if str(settings.get(key)) != str(current[key])
+    ]
+    inputs = state.get("inputs")
+    if isinstance(inputs, dict):  # absent in checkpoints of older versions
+        if inputs.get("content") != digests["content"]:
+            changed.append("CONTENT (a different file)")
+        if inputs.get("styles") != digests["styles"]:
+            changed.append("STYLE (different files)")
     if changed:
         raise StyleTransferError(
-            "--resume needs the settings of the interrupted run, but these differ: "
-            + ", ".join(f"--{key.replace('_', '-')} (was {settings.get(key)})" for key in changed)
+            "--resume needs the settings and images of the interrupted run, but these differ: "
+            + ", ".join(changed)
+            + "; use the old ones, or run without --resume to start over"
         )
-    return {**state, "checkpoint": checkpoint}
+    return {**state, "checkpoint": str(directory / name)}
+
+
+def _restore(stylizer, path: str) -> None:
+    import tensorflow as tf
+
+    try:
+        stylizer.restore(path)
+    except StyleTransferError:
+        raise
+    except (tf.errors.OpError, ValueError, KeyError, AssertionError) as error:
+        raise StyleTransferError(
+            f"checkpoint {path} cannot be restored ({_one_line(error)[:200]}): run without "
+            "--resume to start over"
+        ) from None
+
+
+def _check_weights_file(weights: str, backbone: str) -> None:
+    """Cheap checks of a --weights path, so a typo fails before TensorFlow loads.
+
+    `features.build_feature_extractor` checks the same and more (the architecture); this only
+    fails faster. Only Keras weight files are accepted, and they are read by h5py: nothing is
+    unpickled and no code in the file is ever run.
+    """
+    if weights == "imagenet":
+        return
+    if not os.path.exists(weights):
+        raise StyleTransferError(f"weights file {weights} does not exist: check the --weights path")
+    if os.path.isdir(weights) or not weights.endswith(WEIGHTS_EXTENSIONS):
+        raise StyleTransferError(
+            f"--weights {weights} is not a Keras weights file: pass a .weights.h5 or .h5 file "
+            f"of the {backbone} backbone without its top"
+        )
+    try:
+        with open(weights, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            # The HDF5 superblock is at offset 0, or 512, 1024, 2048, ... after a user block.
+            offset = 0
+            while offset + len(HDF5_SIGNATURE) <= size:
+                file.seek(offset)
+                if file.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
+                    return
+                offset = 512 if offset == 0 else offset * 2
+    except OSError as error:
+        raise StyleTransferError(
+            f"weights file {weights} cannot be read ({error.strerror or error}): check its "
+            "permissions"
+        ) from None
+    raise StyleTransferError(
+        f"weights file {weights} is not a readable HDF5 file (corrupt or truncated?): download "
+        "it again or pass another --weights file"
+    )
+
+
+def _check_float32_range(config: StyleConfig) -> None:
+    """Refuses numbers that `StyleConfig` accepts but that are infinite in float32."""
+    values = [
+        (f"--{name.replace('_', '-')}", getattr(config, name))
+        for name in ("learning_rate", "content_weight", "style_weight", "tv_weight")
+    ]
+    values += [("--style-layer-weights", value) for value in config.style_layer_weights or ()]
+    for option, value in values:
+        if abs(value) > FLOAT32_MAX:
+            raise StyleTransferError(
+                f"{option} must be at most {FLOAT32_MAX:.4g} (the largest float32), got {value!r}"
+            )
+
+
+def _check_source_sizes(inputs, minimum: int, deepest_layer: str) -> None:
+    """Refuses images with fewer pixels per side than the deepest layer needs.
+
+    Upscaling such an image to --size would hand the network a blur with nothing to match (a
+    1x1 image becomes a flat colour). Too-thin images at the chosen --size are refused by
+    `Stylizer`.
+    """
+    for kind, path, image in inputs:
+        height, width = image.shape[:2]
+        if min(height, width) < minimum:
+            raise StyleTransferError(
+                f"{kind} {path} is only {width}x{height} px; the layer {deepest_layer} needs at "
+                f"least {minimum} px per side: use a larger image (or shallower layers)"
+            )
 
 
 def _check_memory(config: StyleConfig, content, quiet: bool) -> None:
@@ -505,7 +845,13 @@ def _say(arguments, message: str) -> None:
 
 
 class _InterruptHandler:
-    """Turns the first SIGINT/SIGTERM into a request to stop and save, the second into exit."""
+    """Turns the first SIGINT/SIGTERM into a request to stop and save, the second into exit.
+
+    The first signal only sets `signal_name`; the loop stops after the current step and the
+    caller saves. The second raises `_SecondSignalError` wherever the main thread is, and from
+    then on further signals are ignored so that the clean-up cannot itself be cut short.
+    Outside the main thread (where Python cannot install handlers) it does nothing.
+    """
 
     def __init__(self):
         self.signal_name: str | None = None
@@ -513,8 +859,9 @@ class _InterruptHandler:
         self._previous = {}
 
     def __enter__(self):
-        for number in (signal.SIGINT, signal.SIGTERM):
-            self._previous[number] = signal.signal(number, self._handle)
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self._previous[number] = signal.signal(number, self._handle)
         return self
 
     def __exit__(self, *exc_info):
@@ -525,6 +872,8 @@ class _InterruptHandler:
         del frame
         self.exit_status = 128 + number
         if self.signal_name:
+            for other in self._previous:
+                signal.signal(other, signal.SIG_IGN)
             raise _SecondSignalError
         self.signal_name = signal.Signals(number).name
 

@@ -28,6 +28,12 @@ DEFAULT_STYLE_LAYERS = (
     "block5_conv1",
 )
 DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
+# Default (content, style, total-variation) weights of each loss normalisation. The tutorial's are
+# the TensorFlow tutorial's own, so that mode reproduces it without extra flags.
+DEFAULT_LOSS_WEIGHTS = {
+    "normalized": (1.0, 1.0, 1.0),
+    "tutorial": (1e4, 1e-2, 30.0),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,9 +44,10 @@ class StyleConfig:
         size: Longest side of the output in pixels.
         steps: Total optimisation steps, summed over all scales.
         learning_rate: Adam learning rate, in image units (the image lives in [0, 1]).
-        content_weight: Weight of the content term.
-        style_weight: Weight of the style term.
-        tv_weight: Weight of the total-variation term.
+        content_weight: Weight of the content term; None takes the default of the
+            `loss_normalization` (`DEFAULT_LOSS_WEIGHTS`).
+        style_weight: Weight of the style term; None likewise.
+        tv_weight: Weight of the total-variation term; None likewise.
         content_layers: Backbone layers whose features the output must match.
         style_layers: Backbone layers whose Gram matrices the output must match.
         style_layer_weights: One weight per style layer; equal when None.
@@ -63,9 +70,9 @@ class StyleConfig:
     size: int = 512
     steps: int = 300
     learning_rate: float = 0.02
-    content_weight: float = 1.0
-    style_weight: float = 1.0
-    tv_weight: float = 1.0
+    content_weight: float | None = None
+    style_weight: float | None = None
+    tv_weight: float | None = None
     content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
     style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
     style_layer_weights: tuple[float, ...] | None = None
@@ -85,6 +92,14 @@ class StyleConfig:
     time_limit: float | None = None
 
     def __post_init__(self):
+        _choice("loss_normalization", self.loss_normalization, LOSS_NORMALIZATIONS)
+        defaults = DEFAULT_LOSS_WEIGHTS[self.loss_normalization]
+        for name, default in zip(
+            ("content_weight", "style_weight", "tv_weight"), defaults, strict=True
+        ):
+            if getattr(self, name) is None:
+                # The one place a frozen instance is completed: before anyone can see it.
+                object.__setattr__(self, name, default)
         _positive_int("size", self.size)
         _positive_int("steps", self.steps)
         _positive_number("learning_rate", self.learning_rate)
@@ -95,7 +110,6 @@ class StyleConfig:
         _choice("pooling", self.pooling, POOLINGS)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("preserve_colors", self.preserve_colors, PRESERVE_COLORS)
-        _choice("loss_normalization", self.loss_normalization, LOSS_NORMALIZATIONS)
         _choice("precision", self.precision, PRECISIONS)
         if not self.init:
             raise StyleTransferError(
