@@ -45,15 +45,11 @@ from tf_nst.config import (  # noqa: E402  (the environment must be set before T
     StyleConfig,
 )
 from tf_nst.errors import StyleTransferError  # noqa: E402
+from tf_nst.weights_file import check_weights_file  # noqa: E402
 
 DEFAULTS = StyleConfig()
 CHECKPOINT_SUFFIX = ".checkpoint"
 RUN_STATE = "run.json"
-# Kept in step with `tf_nst.features.WEIGHTS_EXTENSIONS`, which needs TensorFlow to import.
-WEIGHTS_EXTENSIONS = (".weights.h5", ".h5")
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-# The loss is computed in float32: a larger weight or rate would be infinite there.
-FLOAT32_MAX = 3.4028234663852886e38
 # Settings that change the optimisation's trajectory: a resumed run must keep them.
 RESUME_KEYS = (
     "size", "steps", "scales", "backbone", "weights", "pooling", "optimizer", "learning_rate",
@@ -362,7 +358,6 @@ def run_stylize(arguments: argparse.Namespace) -> int:
                 f"--{option.replace('_', '-')} must be >= 0 (0 turns it off), got {value}"
             )
     config = config_from_arguments(arguments)
-    _check_float32_range(config)
     content_path, style_paths = _inputs(arguments)
     config.normalized_style_blend(len(style_paths))
     init_path = None if config.init in INITS else config.init
@@ -376,7 +371,7 @@ def run_stylize(arguments: argparse.Namespace) -> int:
 
     input_paths = [content_path, *style_paths] + ([init_path] if init_path else [])
     output = images.check_output_path(arguments.output, input_paths)
-    _check_weights_file(config.weights, config.backbone)
+    check_weights_file(config.weights, config.backbone)
     content = images.load_image(content_path)
     styles = [images.load_image(path) for path in style_paths]
     init_image = images.load_image(init_path) if init_path else None
@@ -749,57 +744,6 @@ def _restore(stylizer, path: str) -> None:
             f"checkpoint {path} cannot be restored ({_one_line(error)[:200]}): run without "
             "--resume to start over"
         ) from None
-
-
-def _check_weights_file(weights: str, backbone: str) -> None:
-    """Cheap checks of a --weights path, so a typo fails before TensorFlow loads.
-
-    `features.build_feature_extractor` checks the same and more (the architecture); this only
-    fails faster. Only Keras weight files are accepted, and they are read by h5py: nothing is
-    unpickled and no code in the file is ever run.
-    """
-    if weights == "imagenet":
-        return
-    if not os.path.exists(weights):
-        raise StyleTransferError(f"weights file {weights} does not exist: check the --weights path")
-    if os.path.isdir(weights) or not weights.endswith(WEIGHTS_EXTENSIONS):
-        raise StyleTransferError(
-            f"--weights {weights} is not a Keras weights file: pass a .weights.h5 or .h5 file "
-            f"of the {backbone} backbone without its top"
-        )
-    try:
-        with open(weights, "rb") as file:
-            size = os.fstat(file.fileno()).st_size
-            # The HDF5 superblock is at offset 0, or 512, 1024, 2048, ... after a user block.
-            offset = 0
-            while offset + len(HDF5_SIGNATURE) <= size:
-                file.seek(offset)
-                if file.read(len(HDF5_SIGNATURE)) == HDF5_SIGNATURE:
-                    return
-                offset = 512 if offset == 0 else offset * 2
-    except OSError as error:
-        raise StyleTransferError(
-            f"weights file {weights} cannot be read ({error.strerror or error}): check its "
-            "permissions"
-        ) from None
-    raise StyleTransferError(
-        f"weights file {weights} is not a readable HDF5 file (corrupt or truncated?): download "
-        "it again or pass another --weights file"
-    )
-
-
-def _check_float32_range(config: StyleConfig) -> None:
-    """Refuses numbers that `StyleConfig` accepts but that are infinite in float32."""
-    values = [
-        (f"--{name.replace('_', '-')}", getattr(config, name))
-        for name in ("learning_rate", "content_weight", "style_weight", "tv_weight")
-    ]
-    values += [("--style-layer-weights", value) for value in config.style_layer_weights or ()]
-    for option, value in values:
-        if abs(value) > FLOAT32_MAX:
-            raise StyleTransferError(
-                f"{option} must be at most {FLOAT32_MAX:.4g} (the largest float32), got {value!r}"
-            )
 
 
 def _check_source_sizes(inputs, minimum: int, deepest_layer: str) -> None:

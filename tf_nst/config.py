@@ -19,6 +19,7 @@ OPTIMIZERS = ("adam", "lbfgs")
 PRESERVE_COLORS = ("none", "luminance", "histogram")
 LOSS_NORMALIZATIONS = ("normalized", "tutorial")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+FLOAT32_MAX = 3.4028234663852886e38
 
 DEFAULT_STYLE_LAYERS = (
     "block1_conv1",
@@ -191,13 +192,17 @@ def _positive_int(name: str, value) -> None:
 def _positive_number(name: str, value) -> None:
     if not _is_finite_number(value) or value <= 0:
         raise StyleTransferError(
-            f"--{name.replace('_', '-')} must be a positive number, got {value!r}"
+            f"--{name.replace('_', '-')} must be a positive number up to {FLOAT32_MAX:.4g}, "
+            f"got {value!r}"
         )
 
 
 def _non_negative_number(name: str, value) -> None:
     if not _is_finite_number(value) or value < 0:
-        raise StyleTransferError(f"--{name.replace('_', '-')} must be a number >= 0, got {value!r}")
+        raise StyleTransferError(
+            f"--{name.replace('_', '-')} must be a number from 0 to {FLOAT32_MAX:.4g}, "
+            f"got {value!r}"
+        )
 
 
 def _is_finite_number(value) -> bool:

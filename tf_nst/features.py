@@ -23,13 +23,13 @@ import numpy as np
 import tensorflow as tf
 
 from tf_nst.errors import StyleTransferError
+from tf_nst.weights_file import check_weights_file
 
 # Convolutions per block; every block ends with a 2x2 pooling layer.
 BLOCK_DEPTHS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
 BLOCK_FILTERS = (64, 128, 256, 512, 512)
 # The ImageNet mean in BGR order, as `keras.applications.vgg19.preprocess_input` subtracts it.
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
-WEIGHTS_EXTENSIONS = (".weights.h5", ".h5")
 # Precision name to the Keras dtype policy of the convolutions.
 PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
@@ -182,28 +182,13 @@ def _pretrained_backbone(backbone: str, weights) -> keras.Model:
                 "machine is offline, pass --weights PATH to a Keras weights file of the backbone"
             ) from None
     path = os.fspath(weights)
-    if not os.path.exists(path):
-        raise StyleTransferError(f"weights file {path} does not exist: check the --weights path")
-    if os.path.isdir(path) or not path.endswith(WEIGHTS_EXTENSIONS):
-        raise StyleTransferError(
-            f"--weights {path} is not a Keras weights file: pass a .weights.h5 or .h5 file "
-            f"of the {backbone} backbone without its top"
-        )
+    check_weights_file(path, backbone)
     model = application(include_top=False, weights=None)
     initial = {layer.name: layer.get_weights()[0][..., :1].copy() for layer in _convolutions(model)}
     try:
         with _quiet_keras_loading():
             model.load_weights(path)
     except Exception as error:  # h5py and Keras raise many types for corrupt or foreign files.
-        import h5py  # a Keras dependency; only needed to tell a corrupt file from a foreign one
-
-        if not h5py.is_hdf5(path):
-            # Not HDF5 at all (truncated download, wrong file): the other-backbone hint would
-            # mislead here.
-            raise StyleTransferError(
-                f"weights file {path} is not a readable HDF5 file (corrupt or truncated?): "
-                "download it again or pass another --weights file"
-            ) from None
         raise StyleTransferError(
             f"weights file {path} does not fit the {backbone} backbone: {_first_line(error)}"
             f"{_other_backbone_hint(backbone)}"
