@@ -206,7 +206,13 @@ def _non_negative_number(name: str, value) -> None:
 
 
 def _is_finite_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    # Numbers beyond float32's range would turn every loss infinite once in the graph.
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and abs(value) <= FLOAT32_MAX
+    )
 
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
