@@ -1,1 +1,27 @@
-"""tf_nst: neural style transfer (Gatys et al.) for TensorFlow 2 / Keras 3."""
+"""tf_nst: neural style transfer (Gatys et al.) for TensorFlow 2 / Keras 3.
+
+The public names load lazily, so `import tf_nst` (and the CLI's argument checking) does not pay
+for importing TensorFlow until a name that needs it is used.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "StyleConfig": "tf_nst.config",
+    "StyleTransferError": "tf_nst.errors",
+    "Stylizer": "tf_nst.optimize",
+    "StepResult": "tf_nst.optimize",
+    "stylize": "tf_nst.optimize",
+    "build_feature_extractor": "tf_nst.features",
+    "export_feature_extractor": "tf_nst.export",
+}
+
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'tf_nst' has no attribute {name!r}")

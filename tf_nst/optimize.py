@@ -198,6 +198,11 @@ class _LbfgsDriver:
     TensorBoard, interrupts, the time limit). So the worker only proposes points: it hands each
     `x` to the caller's thread and waits for the loss and gradient, which the caller computes with
     TensorFlow. Closing the driver makes the worker's next wait raise, which ends scipy's loop.
+
+    The problem is left unbounded, as in the classic L-BFGS style-transfer implementations: with
+    box bounds, L-BFGS-B's Cauchy-point search over every pixel cost 0.27 s per evaluation at
+    256 px here (more than the network's forward and backward pass), against 0.04 s without. The
+    image is clipped to [0, 1] when it is shown or saved.
     """
 
     class _StopRequestedError(Exception):
@@ -228,7 +233,6 @@ class _LbfgsDriver:
                 initial,
                 jac=True,
                 method="L-BFGS-B",
-                bounds=self._optimize.Bounds(0.0, 1.0),
                 options={
                     "maxiter": max_evaluations,
                     "maxfun": max_evaluations,
