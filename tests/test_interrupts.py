@@ -58,6 +58,9 @@ def stylize_arguments(pair, vgg16_weights) -> list[str]:
         "vgg16",
         "--weights",
         str(vgg16_weights),
+        # Adam: its whole state is checkpointed, so resume is exact (L-BFGS restarts its history).
+        "--optimizer",
+        "adam",
     ]
 
 

@@ -17,7 +17,7 @@ from tf_nst.optimize import Stylizer, plan_scales, resize_image, stylize, workin
 
 
 def _config(**changes):
-    settings = {"size": 32, "steps": 10}
+    settings = {"size": 32, "steps": 10, "optimizer": "adam"}
     settings.update(changes)
     return StyleConfig(**settings)
 
@@ -71,7 +71,9 @@ def test_step_results_track_the_best_so_far(tiny_extractor, random_images):
     """At every step best_loss is the minimum of the losses so far and best_image is the image
     that had it: kept while the loss is higher, replaced when it falls below."""
     content, style = random_images
-    _, results = _run(content, [style], tiny_extractor, steps=20, learning_rate=0.1)
+    _, results = _run(
+        content, [style], tiny_extractor, steps=20, learning_rate=0.1, style_weight=1.0
+    )
     best_indices = []
     for index, result in enumerate(results):
         best = int(np.argmin([earlier.loss for earlier in results[: index + 1]]))
@@ -117,10 +119,17 @@ def test_plan_scales_sums_to_steps_coarsest_first(size, steps, scales):
     assert plan[0].steps == max(scale.steps for scale in plan)
 
 
-@pytest.mark.parametrize("size", [32, 256, 512])
-def test_plan_scales_is_one_scale_up_to_512(size):
+@pytest.mark.parametrize("size", [32, 256, 384])
+def test_plan_scales_is_one_scale_up_to_384(size):
     assert plan_scales(size, 100) == plan_scales(size, 100, 1)
     assert len(plan_scales(size, 100)) == 1
+
+
+def test_plan_scales_for_512_is_256_then_512():
+    """1 + ceil(log2(512 / 256)) = 2 scales, with two thirds of the steps at the coarse one."""
+    plan = plan_scales(512, 300)
+    assert [scale.long_side for scale in plan] == [256, 512]
+    assert [scale.steps for scale in plan] == [200, 100]
 
 
 def test_plan_scales_for_2048_is_four_doublings_from_256():
@@ -293,11 +302,15 @@ def test_style_scale_resizes_the_style_before_its_gram(tiny_extractor, random_im
     content_features = tiny_extractor(content[None])
     style_features = tiny_extractor(resize_image(style, 16, 16)[None])
     for name in config.style_layers:
-        expected = losses.style_layer_loss(
-            losses.gram_matrix(content_features[name]),
-            losses.gram_matrix(style_features[name]),
-            "normalized",
-        ) / len(config.style_layers)
+        expected = (
+            config.style_weight
+            * losses.style_layer_loss(
+                losses.gram_matrix(content_features[name]),
+                losses.gram_matrix(style_features[name]),
+                "normalized",
+            )
+            / len(config.style_layers)
+        )
         assert half_terms[f"style/{name}"] == pytest.approx(float(expected), rel=1e-4)
         assert half_terms[f"style/{name}"] != pytest.approx(full_terms[f"style/{name}"], rel=1e-3)
     for name in config.content_layers:

@@ -32,7 +32,7 @@ DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
 # Default (content, style, total-variation) weights of each loss normalisation. The tutorial's are
 # the TensorFlow tutorial's own, so that mode reproduces it without extra flags.
 DEFAULT_LOSS_WEIGHTS = {
-    "normalized": (1.0, 1.0, 1.0),
+    "normalized": (1.0, 20.0, 1.0),
     "tutorial": (1e4, 1e-2, 30.0),
 }
 
@@ -85,7 +85,7 @@ class StyleConfig:
     seed: int | None = None
     preserve_colors: str = "none"
     style_scale: float = 1.0
-    optimizer: str = "adam"
+    optimizer: str = "lbfgs"
     scales: int | None = None
     loss_normalization: str = "normalized"
     precision: str = "auto"
