@@ -293,6 +293,35 @@ def main(argv: list[str] | None = None) -> int:
         return 128 + signal.SIGINT
 
 
+def _import_tensorflow(verbose: bool) -> None:
+    """Imports TensorFlow and probes its devices with its native start-up log hidden.
+
+    TensorFlow 2.21 writes start-up lines (absl, oneDNN, CUDA probing) straight to file
+    descriptor 2, ignoring TF_CPP_MIN_LOG_LEVEL, so they would bury the CLI's one-line messages.
+    They go to a temporary file instead, which is shown only if the import fails.
+    """
+    if verbose or "tensorflow" in sys.modules:
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def _one_line(error: Exception) -> str:
     """The error's message on one line: control characters (newlines) are escaped."""
     text = str(error).strip() or type(error).__name__
@@ -303,6 +332,7 @@ def _one_line(error: Exception) -> str:
 
 def run_export(arguments: argparse.Namespace) -> int:
     """Builds the extractor and writes it as a SavedModel."""
+    _import_tensorflow(verbose=arguments.debug)
     from tf_nst.export import export_feature_extractor
     from tf_nst.features import build_feature_extractor, validate_layers
 
@@ -382,6 +412,7 @@ def run_stylize(arguments: argparse.Namespace) -> int:
         resume_state = _read_resume_state(checkpoint_directory, config, digests)
 
     # From here on TensorFlow is needed.
+    _import_tensorflow(verbose=arguments.debug)
     from tf_nst.features import minimum_input_side, validate_layers
 
     layers = validate_layers(config.backbone, config.content_layers + config.style_layers)

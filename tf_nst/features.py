@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import warnings
 
 import keras
@@ -190,7 +191,7 @@ def _pretrained_backbone(backbone: str, weights) -> keras.Model:
             model.load_weights(path)
     except Exception as error:  # h5py and Keras raise many types for corrupt or foreign files.
         raise StyleTransferError(
-            f"weights file {path} does not fit the {backbone} backbone: {_first_line(error)}"
+            f"weights file {path} does not fit the {backbone} backbone: {_mismatch(error)}"
             f"{_other_backbone_hint(backbone)}"
         ) from None
     # Keras skips what it cannot match with no more than a warning; a layer that kept its random
@@ -220,6 +221,19 @@ def _convolutions(model: keras.Model):
 def _other_backbone_hint(backbone: str) -> str:
     other = "vgg16" if backbone == "vgg19" else "vgg19"
     return f" (is it a {other} file? then pass --backbone {other})"
+
+
+def _mismatch(error: Exception) -> str:
+    """Names the layer and shapes of a Keras weight-loading error, else its first line."""
+    text = str(error)
+    layer = re.search(r"name=(\w+)", text)
+    shapes = re.search(r"variable\.shape=(\([^)]*\)).*?value\.shape=(\([^)]*\))", text, re.S)
+    if layer and shapes:
+        return (
+            f"{layer.group(1)} needs a {shapes.group(1)} kernel but the file has "
+            f"{shapes.group(2)}"
+        )
+    return _first_line(error)
 
 
 def _first_line(error: Exception) -> str:
