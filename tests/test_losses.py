@@ -307,3 +307,22 @@ def test_style_targets_even_blend_is_the_average_gram():
     for name in STYLE_LAYERS:
         average = (_numpy_gram(first[name][0]) + _numpy_gram(second[name][0])) / 2
         np.testing.assert_allclose(targets[name].numpy()[0], average, rtol=1e-5)
+
+
+def test_gram_gradient_matches_autodiff_of_the_einsum_definition():
+    """The hand-written gradient F (U + Uᵀ) / M must equal TensorFlow's own derivative of
+    einsum("bijc,bijd->bcd") / (H W), for an arbitrary (non-symmetric) upstream weighting."""
+    generator = np.random.default_rng(4)
+    features = tf.constant(generator.normal(size=(2, 5, 3, 4)), tf.float32)
+    weighting = tf.constant(generator.normal(size=(2, 4, 4)), tf.float32)
+
+    def reference(tensor):
+        return tf.einsum("bijc,bijd->bcd", tensor, tensor) / 15.0
+
+    grads = []
+    for function in (losses.gram_matrix, reference):
+        with tf.GradientTape() as tape:
+            tape.watch(features)
+            value = tf.reduce_sum(function(features) * weighting)
+        grads.append(tape.gradient(value, features).numpy())
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-5, atol=1e-6)

@@ -42,6 +42,10 @@ class LossWeights:
 def gram_matrix(features: tf.Tensor) -> tf.Tensor:
     """Returns the Gram matrices of a batch of feature maps, divided by the number of locations.
 
+    Computed as one batched matmul of the flattened features, with a hand-written gradient: the
+    profiler put the `einsum` form and its two-matmul autodiff gradient at 30% of a bf16 step at
+    512 px; this form takes half the time (benchmarks/README.md).
+
     Args:
         features: `[batch, height, width, channels]`.
 
@@ -50,8 +54,20 @@ def gram_matrix(features: tf.Tensor) -> tf.Tensor:
     """
     features = tf.cast(features, tf.float32)
     shape = tf.shape(features)
-    locations = tf.cast(shape[1] * shape[2], tf.float32)
-    return tf.einsum("bijc,bijd->bcd", features, features) / locations
+    flat = tf.reshape(features, [shape[0], shape[1] * shape[2], shape[3]])
+    return _flat_gram(flat, tf.cast(shape[1] * shape[2], tf.float32))
+
+
+@tf.custom_gradient
+def _flat_gram(flat: tf.Tensor, locations: tf.Tensor):
+    """G = Fᵀ F / M for F of shape [batch, M, C]; dL/dF = F (U + Uᵀ) / M for upstream U."""
+    gram = tf.matmul(flat, flat, transpose_a=True) / locations
+
+    def gradient(upstream):
+        symmetric = upstream + tf.transpose(upstream, [0, 2, 1])
+        return tf.matmul(flat, symmetric) / locations, tf.zeros_like(locations)
+
+    return gram, gradient
 
 
 def style_layer_loss(gram: tf.Tensor, target_gram: tf.Tensor, normalization: str) -> tf.Tensor:
