@@ -805,6 +805,7 @@ def _check_memory(config: StyleConfig, content, quiet: bool) -> None:
         config.backbone,
         config.content_layers + config.style_layers,
         resolve_precision(config.precision),
+        config.jit,
     )
     if not quiet:
         print(
