@@ -65,8 +65,10 @@ class StepResult:
         loss: Total loss of `image`.
         terms: Named loss terms of `image` ("style/LAYER", "content/LAYER", "tv").
         best_loss: Lowest total loss seen at this scale.
-        image: The image this step evaluated, `[height, width, 3]` in [0, 1], in working space
-            (luminance only with `preserve_colors="luminance"`; see `Stylizer.postprocess`).
+        image: The image this step evaluated, `[height, width, 3]`, in working space (luminance
+            only with `preserve_colors="luminance"`; see `Stylizer.postprocess`). In [0, 1] with
+            Adam; L-BFGS runs unbounded, so its iterates may stray slightly outside and are
+            clipped by `Stylizer.postprocess`.
         best_image: The lowest-loss image at this scale so far.
         step_seconds: Wall time of this step.
         elapsed_seconds: Wall time since the run started.
@@ -134,10 +136,10 @@ def working_shape(image_shape: Sequence[int], long_side: int) -> tuple[int, int]
 def resize_image(image, height: int, width: int) -> tf.Tensor:
     """Resizes an `[height, width, 3]` image with antialiased bicubic filtering, kept in [0, 1]."""
     image = tf.convert_to_tensor(image, tf.float32)
-    if image.shape[0] == height and image.shape[1] == width:
-        return image
-    resized = tf.image.resize(image, (height, width), method="bicubic", antialias=True)
-    return tf.clip_by_value(resized, 0.0, 1.0)
+    if image.shape[0] != height or image.shape[1] != width:
+        image = tf.image.resize(image, (height, width), method="bicubic", antialias=True)
+    # Bicubic overshoots, and L-BFGS's unbounded iterates may leave [0, 1] too.
+    return tf.clip_by_value(image, 0.0, 1.0)
 
 
 def make_adam_step(
