@@ -552,7 +552,9 @@ def _optimise(arguments, stylizer, log, output, checkpointer, interrupts):
 
     if interrupts.signal_name:
         return None
-    progress = ProgressBar(sys.stderr, enabled=not arguments.quiet)
+    progress = ProgressBar(
+        sys.stderr, enabled=not arguments.quiet, time_limit=stylizer.config.time_limit
+    )
     last = None
     for result in stylizer.steps():
         last = result
@@ -859,10 +861,11 @@ class ProgressBar:
 
     WIDTH = 24
 
-    def __init__(self, stream, enabled: bool = True):
+    def __init__(self, stream, enabled: bool = True, time_limit: float | None = None):
         self.stream = stream
         self.enabled = enabled
         self.terminal = enabled and stream.isatty()
+        self.time_limit = time_limit
         self._last_print = 0.0
 
     def update(self, result) -> None:
@@ -877,6 +880,8 @@ class ProgressBar:
         filled = int(self.WIDTH * result.progress)
         bar = "#" * filled + "." * (self.WIDTH - filled)
         eta = result.elapsed_seconds * (1 - result.progress) / max(result.progress, 1e-9)
+        if self.time_limit is not None:
+            eta = min(eta, max(0.0, self.time_limit - result.elapsed_seconds))
         scale = (
             f" scale {result.scale_index + 1}/{result.scale_count}"
             if result.scale_count > 1
