@@ -302,3 +302,21 @@ def test_imagenet_weights_offline_tells_to_pass_weights(monkeypatch, network_att
     assert "URL fetch failure" in message
     assert "\n" not in message
     assert network_attempts == []
+
+
+@pytest.mark.parametrize(
+    "gpus, flags, expected",
+    [
+        ([], {"avx512f", "avx512_bf16"}, "bf16"),  # this machine: Zen 4 with AVX512-BF16
+        ([], {"avx2", "amx_bf16", "amx_tile"}, "bf16"),  # Sapphire Rapids
+        ([], {"avx2", "fma"}, "fp32"),  # no native bfloat16
+        ([(8, 0)], set(), "bf16"),  # A100
+        ([(9, 0), (8, 6)], set(), "bf16"),  # H100 + RTX 3090
+        ([(7, 0)], {"avx512_bf16"}, "fp32"),  # a V100 decides, whatever the CPU
+        ([(8, 0), (7, 5)], set(), "fp32"),  # one pre-Ampere GPU is enough to fall back
+    ],
+)
+def test_auto_precision_follows_the_hardware(gpus, flags, expected):
+    from tf_nst.features import precision_for_hardware
+
+    assert precision_for_hardware(gpus, flags) == expected
