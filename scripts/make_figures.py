@@ -122,9 +122,9 @@ def main() -> int:
         timings["tubingen"] = {"seconds": round(seconds, 1), "loss": loss, "steps": steps}
         row(
             [
-                labelled(tubingen, "content (Tübingen)"),
-                labelled(starry, "style (Van Gogh)"),
-                labelled(result, f"tf_nst defaults, 512 px, {steps} steps, {seconds:.0f} s"),
+                labelled(tubingen, "content (Tuebingen)", 384),
+                labelled(starry, "style (Van Gogh)", 384),
+                labelled(result, f"tf_nst defaults, 512 px, {steps} steps, {seconds:.0f} s", 384),
             ],
             "tubingen",
         )

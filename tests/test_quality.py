@@ -94,3 +94,16 @@ def test_bf16_and_fp32_give_equivalent_results(tubingen_and_starry_night, base_c
     assert objectives["bf16"] == pytest.approx(objectives["fp32"], rel=0.05), objectives
     coarse = [resize_image(image, 9, 12).numpy() for image in results.values()]
     assert np.abs(coarse[0] - coarse[1]).mean() < 0.03
+
+
+def test_grayscale_style_and_night_scene_stylize(shared_images, base_config):
+    """escher_sphere.jpg is single-channel (mode L) and hoovertowernight.jpg a dark night scene;
+    both must simply work: a finite image that moved away from the content."""
+    night = images.load_image(shared_images / "hoovertowernight.jpg")
+    escher = images.load_image(shared_images / "escher_sphere.jpg")
+    assert np.array_equal(escher[..., 0], escher[..., 2])  # grey became three equal channels
+    stylizer, results = _run(night, escher, base_config.replace(steps=15))
+    output = stylizer.final_image()
+    assert np.isfinite(output).all()
+    assert stylizer.best_loss < results[0].loss
+    assert np.abs(output - _content_at_output_size(stylizer, night)).mean() > 2 / 255
