@@ -12,7 +12,9 @@ import argparse
 import json
 import os
 import pathlib
+import shutil
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -191,7 +193,7 @@ def main() -> int:
             panels.append(labelled(result, f"{optimizer}: loss {loss:.3f}, {seconds:.0f} s"))
         row(panels, "optimizers")
     if wanted("normalization"):
-        scaled = OUTPUT / "vgg16_scaled.weights.h5"
+        scaled = pathlib.Path(tempfile.mkdtemp()) / "vgg16_scaled.weights.h5"
         scaled_weights(pathlib.Path(arguments.weights), scaled, 1 / 90)
         panels = []
         try:
@@ -207,7 +209,7 @@ def main() -> int:
                     result, *_ = run(village, [starry], config)
                     panels.append(labelled(result, f"{mode}, {label}"))
         finally:
-            scaled.unlink(missing_ok=True)
+            shutil.rmtree(scaled.parent, ignore_errors=True)
         row(panels, "normalization")
     if timings:
         print(json.dumps(timings, indent=2))
