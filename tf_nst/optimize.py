@@ -160,16 +160,10 @@ def make_adam_step(
 
     @tf.function(jit_compile=jit, reduce_retracing=True)
     def step(image, content_targets, style_gram_targets):
-        with tf.GradientTape() as tape:
-            loss, terms = total_loss(
-                extractor(image, training=False),
-                content_targets,
-                style_gram_targets,
-                image,
-                weights,
-            )
-        gradient = tape.gradient(loss, image)
         evaluated = tf.identity(image)
+        loss, terms, gradient = _loss_and_gradient(
+            extractor, weights, image, content_targets, style_gram_targets
+        )
         finite = tf.logical_and(tf.math.is_finite(loss), tf.reduce_all(tf.math.is_finite(gradient)))
         optimizer.apply_gradients([(gradient, image)])
         image.assign(tf.clip_by_value(image, 0.0, 1.0))
@@ -183,18 +177,19 @@ def make_loss_and_gradient(extractor: keras.Model, weights: LossWeights, jit: bo
 
     @tf.function(jit_compile=jit, reduce_retracing=True)
     def loss_and_gradient(image, content_targets, style_gram_targets):
-        with tf.GradientTape() as tape:
-            tape.watch(image)
-            loss, terms = total_loss(
-                extractor(image, training=False),
-                content_targets,
-                style_gram_targets,
-                image,
-                weights,
-            )
-        return loss, terms, tape.gradient(loss, image)
+        return _loss_and_gradient(extractor, weights, image, content_targets, style_gram_targets)
 
     return loss_and_gradient
+
+
+def _loss_and_gradient(extractor, weights, image, content_targets, style_gram_targets):
+    """The total loss of `image`, its terms and its gradient with respect to `image`."""
+    with tf.GradientTape() as tape:
+        tape.watch(image)
+        loss, terms = total_loss(
+            extractor(image, training=False), content_targets, style_gram_targets, image, weights
+        )
+    return loss, terms, tape.gradient(loss, image)
 
 
 class _LbfgsDriver:
