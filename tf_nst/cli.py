@@ -797,7 +797,7 @@ def _check_source_sizes(inputs, minimum: int, deepest_layer: str) -> None:
 
 def _check_memory(config: StyleConfig, content, quiet: bool) -> None:
     from tf_nst.memory import check_fits, estimate_peak_bytes, format_bytes
-    from tf_nst.optimize import plan_scales, resolve_precision, working_shape
+    from tf_nst.optimize import LBFGS_HISTORY, plan_scales, resolve_precision, working_shape
 
     largest = plan_scales(config.size, config.steps, config.scales)[-1]
     height, width = working_shape(content.shape, largest.long_side)
@@ -808,6 +808,7 @@ def _check_memory(config: StyleConfig, content, quiet: bool) -> None:
         config.content_layers + config.style_layers,
         resolve_precision(config.precision),
         config.jit,
+        LBFGS_HISTORY if config.optimizer == "lbfgs" else 0,
     )
     if not quiet:
         print(

@@ -41,6 +41,8 @@ from tf_nst.losses import LossWeights, style_targets, total_loss
 MULTISCALE_THRESHOLD = 384
 # The coarsest scale of an automatic pyramid.
 COARSEST_SIDE = 256
+# Correction pairs kept by L-BFGS (scipy's default `maxcor`).
+LBFGS_HISTORY = 10
 # No scale of a pyramid gets fewer steps than this, or its upsampling artefacts stay.
 MINIMUM_SCALE_STEPS = 20
 
@@ -209,7 +211,7 @@ class _LbfgsDriver:
     class _StopRequestedError(Exception):
         pass
 
-    def __init__(self, initial: np.ndarray, max_evaluations: int, history: int = 10):
+    def __init__(self, initial: np.ndarray, max_evaluations: int, history: int = LBFGS_HISTORY):
         self._shape = initial.shape
         self._requests: queue.Queue = queue.Queue(maxsize=1)
         self._answers: queue.Queue = queue.Queue(maxsize=1)
