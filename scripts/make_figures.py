@@ -105,6 +105,12 @@ def main() -> int:
     parser.add_argument("--only", default=None, help="comma-separated figure names")
     parser.add_argument("--size", type=int, default=256, help="size of the option figures")
     parser.add_argument("--steps", type=int, default=150, help="steps of the option figures")
+    parser.add_argument(
+        "--hires-image",
+        default=None,
+        help="a 2048 px output of `tf-nst stylize tubingen.jpg starry_night.jpg --size 2048`: "
+        "adds the hires figure (the whole picture and a 1:1 crop)",
+    )
     arguments = parser.parse_args()
     shared = pathlib.Path(arguments.shared)
     chosen = set(arguments.only.split(",")) if arguments.only else None
@@ -211,6 +217,18 @@ def main() -> int:
         finally:
             shutil.rmtree(scaled.parent, ignore_errors=True)
         row(panels, "normalization")
+    if arguments.hires_image and wanted("hires"):
+        picture = images.load_image(arguments.hires_image)
+        height, width = picture.shape[:2]
+        top, left = round(height * 0.12), round(width * 0.52)
+        crop = picture[top : top + 384, left : left + 512]
+        row(
+            [
+                labelled(picture, f"{width}x{height}, 4 scales", 384),
+                labelled(crop, "1:1 crop", 384),
+            ],
+            "hires",
+        )
     if timings:
         print(json.dumps(timings, indent=2))
     return 0
