@@ -552,9 +552,7 @@ def _optimise(arguments, stylizer, log, output, checkpointer, interrupts):
 
     if interrupts.signal_name:
         return None
-    progress = ProgressBar(
-        sys.stderr, enabled=not arguments.quiet, time_limit=stylizer.config.time_limit
-    )
+    progress = ProgressBar(sys.stderr, enabled=not arguments.quiet, time_limit=arguments.time_limit)
     last = None
     for result in stylizer.steps():
         last = result
