@@ -21,8 +21,8 @@ from tf_nst.features import BLOCK_DEPTHS, BLOCK_FILTERS, layer_names
 ACTIVATION_COPIES = 3.5
 # TensorFlow, Keras and Python themselves: the intercept of the fit.
 BASE_BYTES = 800 * 2**20
-# XLA keeps more buffers alive: with --jit the benchmark measured 1.13-1.61x the estimate.
-JIT_FACTOR = 1.7
+# XLA keeps more buffers alive: two benchmark runs measured 1.13-1.72x the non-XLA estimate.
+JIT_FACTOR = 1.8
 BYTES_PER_ELEMENT = {"fp32": 4, "bf16": 2, "fp16": 2}
 
 
