@@ -92,7 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     export.add_argument("output_directory", metavar="OUT_DIR", help="SavedModel directory")
-    add_backbone_arguments(export)
+    # fp32 by default: an exported model should not depend on the machine that exported it.
+    add_backbone_arguments(export, precision="fp32")
     export.add_argument(
         "--layers",
         default=",".join(dict.fromkeys(DEFAULTS.style_layers + DEFAULTS.content_layers)),
@@ -102,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
+def add_backbone_arguments(parser: argparse.ArgumentParser, precision: str = "auto") -> None:
     """Adds the options that choose and load the network."""
     parser.add_argument("--backbone", choices=BACKBONES, default=DEFAULTS.backbone)
     parser.add_argument(
@@ -115,7 +116,7 @@ def add_backbone_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--precision",
         choices=PRECISIONS,
-        default=DEFAULTS.precision,
+        default=precision,
         help="compute precision of the network; auto picks bf16 where the hardware has it "
         "natively and fp32 elsewhere",
     )
@@ -135,8 +136,8 @@ def add_stylize_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--scales",
         type=int,
-        default=None,
-        help="coarse-to-fine scales; by default 1 up to 512 px and more above",
+        default=argparse.SUPPRESS,  # its default depends on --size, which the help spells out
+        help="coarse-to-fine scales (default: 1 up to 384 px, then one per doubling from 256)",
     )
     group.add_argument(
         "--init",
@@ -258,7 +259,7 @@ def config_from_arguments(arguments: argparse.Namespace) -> StyleConfig:
         preserve_colors=arguments.preserve_colors,
         style_scale=arguments.style_scale,
         optimizer=arguments.optimizer,
-        scales=arguments.scales,
+        scales=getattr(arguments, "scales", None),
         loss_normalization=arguments.loss_normalization,
         precision=arguments.precision,
         jit=arguments.jit,
@@ -346,13 +347,14 @@ def run_export(arguments: argparse.Namespace) -> int:
         )
     if not output.absolute().parent.is_dir():
         raise StyleTransferError(f"directory {output.absolute().parent} does not exist: create it")
-    precision = arguments.precision
-    if precision == "auto":
-        from tf_nst.features import preferred_precision
+    from tf_nst.optimize import resolve_precision
 
-        precision = preferred_precision()
     extractor = build_feature_extractor(
-        layers, arguments.backbone, arguments.weights, arguments.pooling, precision
+        layers,
+        arguments.backbone,
+        arguments.weights,
+        arguments.pooling,
+        resolve_precision(arguments.precision),
     )
     export_feature_extractor(extractor, output)
     print(f"exported {arguments.backbone} features {', '.join(layers)} to {output}")
@@ -475,7 +477,7 @@ def _run(arguments, config, output, checkpointer, content, styles, init_image, r
                 final = stylizer.final_image()
                 images.save_image(final, output)
                 _log_end(log, stylizer, last, final)
-                if interrupts.signal_name:
+                if interrupts.signal_name and not stylizer.stop_reason:
                     checkpointer.save(stylizer)
             finally:
                 log.close()

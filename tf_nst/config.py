@@ -144,7 +144,18 @@ class StyleConfig:
             raise StyleTransferError(f"--seed must be an integer, got {self.seed!r}")
 
     def replace(self, **changes) -> StyleConfig:
-        """Returns a copy with `changes` applied, validated again."""
+        """Returns a copy with `changes` applied, validated again.
+
+        A loss weight still at its normalisation's default follows a change of
+        `loss_normalization` to the new default, as it would in a fresh config.
+        """
+        normalization = changes.get("loss_normalization", self.loss_normalization)
+        if normalization != self.loss_normalization:
+            names = ("content_weight", "style_weight", "tv_weight")
+            defaults = DEFAULT_LOSS_WEIGHTS[self.loss_normalization]
+            for name, default in zip(names, defaults, strict=True):
+                if name not in changes and getattr(self, name) == default:
+                    changes[name] = None
         return dataclasses.replace(self, **changes)
 
     def normalized_style_blend(self, style_count: int) -> tuple[float, ...]:

@@ -48,7 +48,13 @@ def export_feature_extractor(extractor: keras.Model, directory: str | os.PathLik
             input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")],
         )
         target = staging / "saved_model"
-        archive.write_out(str(target), verbose=False)
-        os.replace(target, directory)
+        try:
+            archive.write_out(str(target), verbose=False)
+            os.replace(target, directory)
+        except OSError as error:
+            raise StyleTransferError(
+                f"cannot write the export to {directory} ({error.strerror or error}): check "
+                "that it does not exist yet and that the disk has space"
+            ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)

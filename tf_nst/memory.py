@@ -109,8 +109,8 @@ def check_fits(estimate: int, size: int, available: int | None = None) -> None:
 
 def format_bytes(count: float) -> str:
     """Formats a byte count as e.g. "1.5 GiB"."""
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(count) < 1024 or unit == "GiB":
+    for unit in ("B", "KiB", "MiB"):
+        if abs(count) < 1024:
             return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
         count /= 1024
     return f"{count:.1f} GiB"

@@ -215,6 +215,7 @@ class _LbfgsDriver:
         self._shape = initial.shape
         self._requests: queue.Queue = queue.Queue(maxsize=1)
         self._answers: queue.Queue = queue.Queue(maxsize=1)
+        self._error: BaseException | None = None
         self._thread = threading.Thread(
             target=self._run,
             args=(initial.astype(np.float64).ravel(), max_evaluations, history),
@@ -239,6 +240,8 @@ class _LbfgsDriver:
             )
         except self._StopRequestedError:
             pass
+        except BaseException as error:  # handed to the caller's thread by next_point
+            self._error = error
         finally:
             self._requests.put(None)
 
@@ -251,12 +254,19 @@ class _LbfgsDriver:
         return loss, gradient.astype(np.float64).ravel()
 
     def next_point(self) -> np.ndarray | None:
-        """Returns the next point to evaluate, or None when scipy has finished."""
+        """Returns the next point to evaluate, or None when scipy has finished.
+
+        Raises:
+            BaseException: Whatever scipy raised in the worker (a MemoryError, say).
+        """
         while True:
             try:
-                return self._requests.get(timeout=0.1)
+                point = self._requests.get(timeout=0.1)
             except queue.Empty:  # a short timeout keeps the caller's thread responsive to signals
                 continue
+            if point is None and self._error is not None:
+                raise self._error
+            return point
 
     def answer(self, loss: float, gradient: np.ndarray) -> None:
         """Gives scipy the loss and gradient at the last point."""
