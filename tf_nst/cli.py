@@ -678,11 +678,19 @@ class _Checkpointer:
         if self._writing is None or not self.directory.is_dir():
             return
         writing, self._writing = self._writing, None
+        if self._named_in_state() == writing:
+            return  # the second signal came after run.json was switched: the save is complete
         # TensorFlow writes `NAME.index`, `NAME.data-*` and, on the way, `NAME_temp/`.
         self._remove(lambda entry: entry.startswith((f"{writing}.", f"{writing}_temp")))
         if self._made_directory:
             with contextlib.suppress(OSError):
                 self.directory.rmdir()  # only if that left it empty
+
+    def _named_in_state(self) -> str | None:
+        try:
+            return json.loads((self.directory / RUN_STATE).read_text()).get("checkpoint")
+        except (OSError, ValueError, AttributeError):
+            return None
 
     def _remove(self, select) -> None:
         for entry in self.directory.iterdir():
