@@ -128,21 +128,13 @@ def check_saved_on_signal(stderr, status, expected_status, name, workdir, size) 
     return step
 
 
-def test_sigint_saves_the_best_image_and_a_checkpoint_and_exits_130(stylize_arguments, tmp_path):
-    process = start(
-        tmp_path, [*stylize_arguments, "--size", "64", "--steps", "2000", "--save-every", "1"]
-    )
-    wait_for(tmp_path / "out_00002.png", process)
-    process.send_signal(signal.SIGINT)
-    stderr = finish(process)
-    step = check_saved_on_signal(stderr, process.returncode, 130, "SIGINT", tmp_path, (64, 48))
-    assert 2 <= step < 2000
-
-
-def test_sigint_during_lbfgs_saves_and_stops_the_scipy_worker(stylize_arguments, tmp_path):
-    """The default optimizer runs scipy in a worker thread: the signal must still end the
-    process promptly with everything saved (a worker left waiting would hang the exit)."""
-    arguments = [*stylize_arguments, "--optimizer", "lbfgs"]  # the last --optimizer wins
+@pytest.mark.parametrize("optimizer", ["adam", "lbfgs"])
+def test_sigint_saves_the_best_image_and_a_checkpoint_and_exits_130(
+    stylize_arguments, tmp_path, optimizer
+):
+    """With L-BFGS, scipy runs in a worker thread: the signal must still end the process
+    promptly with everything saved (a worker left waiting would hang the exit)."""
+    arguments = [*stylize_arguments, "--optimizer", optimizer]  # the last --optimizer wins
     process = start(tmp_path, [*arguments, "--size", "64", "--steps", "2000", "--save-every", "1"])
     wait_for(tmp_path / "out_00002.png", process)
     process.send_signal(signal.SIGINT)

@@ -704,7 +704,8 @@ class _Checkpointer:
 
 
 def _resume_settings(config: StyleConfig) -> dict:
-    settings = {key: config.hparams()[key] for key in RESUME_KEYS}
+    hparams = config.hparams()
+    settings = {key: hparams[key] for key in RESUME_KEYS}
     if settings["weights"] != "imagenet":
         settings["weights"] = os.path.abspath(settings["weights"])
     return settings
