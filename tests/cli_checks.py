@@ -18,6 +18,13 @@ _TENSORFLOW_LOG_LINE = re.compile(
 )
 
 
+def real_weights_outputs(vgg16_weights) -> list[str]:
+    """`-o out.png --logdir logs` (relative to the run's cwd) with the real VGG16 weights."""
+    return [
+        "-o", "out.png", "--logdir", "logs", "--backbone", "vgg16", "--weights", str(vgg16_weights)
+    ]  # fmt: skip
+
+
 def cli_lines(stderr: str) -> list[str]:
     """The non-empty stderr lines that the CLI (or Python) printed, without TensorFlow's log."""
     return [line for line in stderr.splitlines() if line.strip() and not _is_tensorflow_log(line)]

@@ -22,6 +22,7 @@ from cli_checks import (
     error_line,
     leftovers,
     logged_steps,
+    real_weights_outputs,
     run_directories,
     smooth_picture,
     snapshot,
@@ -50,14 +51,7 @@ def stylize_arguments(pair, vgg16_weights) -> list[str]:
     return [
         "stylize",
         *pair,
-        "-o",
-        "out.png",
-        "--logdir",
-        "logs",
-        "--backbone",
-        "vgg16",
-        "--weights",
-        str(vgg16_weights),
+        *real_weights_outputs(vgg16_weights),
         # Adam: its whole state is checkpointed, so resume is exact (L-BFGS restarts its history).
         "--optimizer",
         "adam",
