@@ -37,6 +37,15 @@ DEFAULT_LOSS_WEIGHTS = {
 }
 
 
+def setting(default, help: str, **options):
+    """Declares a config field with its command-line help.
+
+    The CLI builds its flags from these fields (`tf_nst.cli`), so a field's default, help and
+    choices exist once, here. `options` are passed to argparse (`choices`, `metavar`).
+    """
+    return dataclasses.field(default=default, metadata={"help": help, **options})
+
+
 @dataclasses.dataclass(frozen=True)
 class StyleConfig:
     """Settings of one stylization run.
@@ -68,29 +77,107 @@ class StyleConfig:
         time_limit: Wall-clock budget in seconds; None for no limit.
     """
 
-    size: int = 512
-    steps: int = 300
-    learning_rate: float = 0.02
-    content_weight: float | None = None
-    style_weight: float | None = None
-    tv_weight: float | None = None
-    content_layers: tuple[str, ...] = DEFAULT_CONTENT_LAYERS
-    style_layers: tuple[str, ...] = DEFAULT_STYLE_LAYERS
-    style_layer_weights: tuple[float, ...] | None = None
-    style_blend: tuple[float, ...] | None = None
-    backbone: str = "vgg19"
-    weights: str = "imagenet"
-    pooling: str = "max"
-    init: str = "content"
-    seed: int | None = None
-    preserve_colors: str = "none"
-    style_scale: float = 1.0
-    optimizer: str = "lbfgs"
-    scales: int | None = None
-    loss_normalization: str = "normalized"
-    precision: str = "auto"
-    jit: bool = False
-    time_limit: float | None = None
+    size: int = setting(
+        512,
+        "long side of the output, in pixels",
+    )
+    steps: int = setting(
+        300,
+        "optimisation steps, summed over all scales",
+    )
+    learning_rate: float = setting(
+        0.02,
+        "Adam's step size, in image units (the image lives in [0, 1])",
+    )
+    content_weight: float | None = setting(
+        None,
+        "weight of the content term (default: 1 normalized, 1e4 tutorial)",
+    )
+    style_weight: float | None = setting(
+        None,
+        "weight of the style term (default: 20 normalized, 0.01 tutorial)",
+    )
+    tv_weight: float | None = setting(
+        None,
+        "weight of the total-variation term (default: 1 normalized, 30 tutorial)",
+    )
+    content_layers: tuple[str, ...] = setting(
+        DEFAULT_CONTENT_LAYERS,
+        "comma-separated layers whose features the output must match",
+    )
+    style_layers: tuple[str, ...] = setting(
+        DEFAULT_STYLE_LAYERS,
+        "comma-separated layers whose Gram matrices the output must match",
+    )
+    style_layer_weights: tuple[float, ...] | None = setting(
+        None,
+        "comma-separated weights, one per style layer (default: equal)",
+    )
+    style_blend: tuple[float, ...] | None = setting(
+        None,
+        "comma-separated weights of the STYLE images, normalised to sum to 1 (default: equal)",
+    )
+    backbone: str = setting(
+        "vgg19",
+        "the VGG network whose features define the losses",
+        choices=BACKBONES,
+    )
+    weights: str = setting(
+        "imagenet",
+        "'imagenet' (downloaded once into ~/.keras/models) or PATH to a Keras weights file "
+        "of the backbone without its top; offline, pass a PATH",
+    )
+    pooling: str = setting(
+        "max",
+        "pooling between blocks: max (as trained) or avg (as Gatys et al. recommend)",
+        choices=POOLINGS,
+    )
+    init: str = setting(
+        "content",
+        "starting image: content, noise, style or PATH to an image",
+    )
+    seed: int | None = setting(
+        None,
+        "seed for --init noise and any other randomness",
+    )
+    preserve_colors: str = setting(
+        "none",
+        "keep the content's colours (Gatys et al. 2016)",
+        choices=PRESERVE_COLORS,
+    )
+    style_scale: float = setting(
+        1.0,
+        "style image size relative to the working size; larger means larger brush strokes",
+    )
+    optimizer: str = setting(
+        "lbfgs",
+        "lbfgs (scipy's L-BFGS-B, one step = one evaluation) or adam",
+        choices=OPTIMIZERS,
+    )
+    scales: int | None = setting(
+        None,
+        "coarse-to-fine scales (default: 1 up to 384 px, then one per doubling from 256)",
+    )
+    loss_normalization: str = setting(
+        "normalized",
+        "normalized: weights that carry across backbones; tutorial: exactly the TensorFlow "
+        "tutorial's objective",
+        choices=LOSS_NORMALIZATIONS,
+    )
+    precision: str = setting(
+        "auto",
+        "compute precision of the network; auto picks bf16 where the hardware has it natively "
+        "and fp32 elsewhere",
+        choices=PRECISIONS,
+    )
+    jit: bool = setting(
+        False,
+        "compile the step with XLA",
+    )
+    time_limit: float | None = setting(
+        None,
+        "stop after SECONDS, keeping the best result",
+    )
 
     def __post_init__(self):
         _choice("loss_normalization", self.loss_normalization, LOSS_NORMALIZATIONS)
