@@ -1,78 +1,134 @@
-"""The `tf-nst` command line: argparse to `StyleConfig` to library calls.
+"""The `tf-nst` command line: flags generated from the config dataclasses, then library calls.
 
-The CLI owns every file a run touches: it loads the images, writes the output and intermediate
-images atomically, the checkpoint beside the output and the TensorBoard run under `--logdir`.
+Every option is a field of `StyleConfig` or `OutputOptions` (`tf_nst.config`), where its default,
+help and choices live once; `--help` and the README's options table are generated from them. The
+CLI parses, runs the checks that can run before TensorFlow loads, calls the library and maps
+exceptions to exit statuses. The run itself (TensorBoard, checkpoints, signals, progress, atomic
+outputs) is `tf_nst.run`.
 
 Exit statuses:
-    0: done; also when `--time-limit` ran out (the best image is saved).
-    1: stopped early because the loss or gradient became non-finite; the best finite image is
-        saved (if any step was finite), never a NaN pixel.
+    0: done; also when `--time-limit` ran out (the best result is saved).
+    1: stopped early because the loss became non-finite (the best finite result is saved, if any
+        step was finite), the result could not be written (a checkpoint is kept), or an
+        unexpected error (one line; `--debug` shows the traceback).
     2: a user-fixable problem (bad image, option, path, weights file or resume state), reported
-        as one line, `tf-nst: error: ...`, before anything is written (`--debug` shows the
-        traceback instead). argparse's own errors also exit with 2.
-    130, 143: stopped by SIGINT or SIGTERM (128 + the signal number). The first signal saves the
-        best image and a checkpoint; a second one stops at once, still without a partial file.
+        as one line, `tf-nst: error: ...`, before anything is written. argparse's own errors
+        also exit with 2.
+    128 + N: stopped by signal N (130 SIGINT, 143 SIGTERM, 129 SIGHUP). The first signal saves
+        the best result and a checkpoint; a second one stops at once, without a partial file.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
-import json
+import dataclasses
 import os
 import pathlib
-import secrets
-import shlex
-import shutil
-import signal
 import sys
-import threading
-import time
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU feature notes) is noise for a CLI user.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tf_nst.config import (  # noqa: E402  (the environment must be set before TensorFlow loads)
-    BACKBONES,
-    DEFAULT_LOSS_WEIGHTS,
-    INITS,
-    LOSS_NORMALIZATIONS,
-    OPTIMIZERS,
-    POOLINGS,
-    PRECISIONS,
-    PRESERVE_COLORS,
-    StyleConfig,
-)
+from tf_nst import __version__  # noqa: E402  (the environment must be set before TensorFlow loads)
+from tf_nst.config import INITS, OutputOptions, StyleConfig  # noqa: E402
 from tf_nst.errors import StyleTransferError  # noqa: E402
-from tf_nst.weights_file import check_weights_file  # noqa: E402
+from tf_nst.text import field_to_flag, one_line, printable, setting_text  # noqa: E402
 
-DEFAULTS = StyleConfig()
-CHECKPOINT_SUFFIX = ".checkpoint"
-RUN_STATE = "run.json"
-# Settings that change the optimisation's trajectory: a resumed run must keep them.
-RESUME_KEYS = (
-    "size", "steps", "scales", "backbone", "weights", "pooling", "optimizer", "learning_rate",
-    "content_weight", "style_weight", "tv_weight", "content_layers", "style_layers",
-    "style_layer_weights", "style_blend", "preserve_colors", "style_scale", "loss_normalization",
-    "precision",
-)  # fmt: skip
+BACKBONE_FIELDS = ("backbone", "weights", "pooling", "precision")
 
 
-class _SecondSignalError(BaseException):
-    """Raised in the main thread by a second SIGINT/SIGTERM: stop now.
+# --- options generated from the config dataclasses -------------------------------------------
 
-    A BaseException, like KeyboardInterrupt, so that no `except Exception` on the way (Keras
-    loading weights, say) can swallow it.
+
+def add_fields(parser, config_class, names=None, defaults=None) -> None:
+    """Adds one flag per field of `config_class` (or of `names`), from the field's metadata.
+
+    Flags default to `argparse.SUPPRESS`, so that a flag not given leaves the dataclass default in
+    charge: the default exists once, in the dataclass, and `--help` shows it from there.
     """
+    defaults = defaults or {}
+    fields = {field.name: field for field in dataclasses.fields(config_class)}
+    for name in names or fields:
+        field = fields[name]
+        default = defaults.get(name, field.default)
+        options = {key: value for key, value in field.metadata.items() if key != "help"}
+        kind = field.type.replace(" | None", "")
+        if kind == "bool":
+            options.setdefault("action", argparse.BooleanOptionalAction)
+        elif kind in ("int", "float"):
+            options["type"] = int if kind == "int" else float
+        if "choices" not in options and kind != "bool":
+            options.setdefault("metavar", _metavar(name, kind))
+        help_text = field.metadata["help"]
+        if "default:" not in help_text:
+            shown = "off" if default is False else setting_text(default)
+            help_text += f" (default: {shown})"
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            default=argparse.SUPPRESS,
+            help=help_text.replace("%", "%%"),
+            **options,
+        )
+
+
+def _metavar(name: str, kind: str) -> str:
+    if kind.startswith("tuple[float"):
+        return "W,W,..."
+    if kind.startswith("tuple[str"):
+        return "LAYER,..."
+    return {"int": "N", "float": "X"}.get(kind, name.upper())
+
+
+def from_arguments(config_class, arguments: argparse.Namespace, defaults=None):
+    """Builds `config_class` from the flags that were given, converting comma lists."""
+    values = dict(defaults or {})
+    for field in dataclasses.fields(config_class):
+        if field.name not in vars(arguments):
+            continue
+        value = getattr(arguments, field.name)
+        if field.type.startswith("tuple[") and isinstance(value, str):
+            value = _split(value, float if "float" in field.type else str, field.name)
+        values[field.name] = value
+    return config_class(**values)
+
+
+def _split(text: str, convert, name: str) -> tuple:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    try:
+        return tuple(convert(item) for item in items)
+    except ValueError:
+        raise StyleTransferError(
+            f"`{name}` must be comma-separated numbers, got {printable(text)!r}"
+        ) from None
+
+
+def markdown_options_table(config_class, defaults=None) -> str:
+    """The README's table of a command's options, from the same fields as `--help`."""
+    defaults = defaults or {}
+    rows = ["| Option | Default | What it does |", "| --- | --- | --- |"]
+    for field in dataclasses.fields(config_class):
+        default = defaults.get(field.name, field.default)
+        help_text = field.metadata["help"]
+        shown = "off" if default is False else setting_text(default)
+        if "default:" in help_text:
+            help_text, _, shown = help_text.partition(" (default: ")
+            shown = shown.rstrip(")")
+        flag = "--" + field.name.replace("_", "-")
+        rows.append(f"| `{flag}` | {shown} | {help_text[0].upper() + help_text[1:]}. |")
+    return "\n".join(rows)
+
+
+# --- the parser ---------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Returns the `tf-nst` argument parser with its `stylize` and `export` subcommands."""
+    """Returns the `tf-nst` argument parser with its subcommands."""
     parser = argparse.ArgumentParser(
-        prog="tf-nst",
-        description="Neural style transfer (Gatys et al.) with TensorFlow and Keras.",
+        prog="tf-nst", description="Neural style transfer with TensorFlow and Keras."
     )
+    parser.add_argument("--version", action="version", version=f"tf-nst {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     stylize = commands.add_parser(
         "stylize",
@@ -80,203 +136,46 @@ def build_parser() -> argparse.ArgumentParser:
         description="Optimise an image so that its VGG features match CONTENT and its Gram "
         "matrices match the STYLE images. With no images (or --example) it runs on the "
         "bundled example pair.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    add_stylize_arguments(stylize)
+    stylize.add_argument("content", nargs="?", metavar="CONTENT", help="content image")
+    stylize.add_argument("styles", nargs="*", metavar="STYLE", help="style image(s)")
+    stylize.add_argument("--example", action="store_true", help="use the bundled example pair")
+    add_fields(stylize.add_argument_group("the optimisation"), StyleConfig)
+    outputs = stylize.add_argument_group("outputs")
+    outputs.add_argument(
+        "-o", "--output", default=argparse.SUPPRESS, help="output image (default: stylized.png)"
+    )
+    add_fields(
+        outputs, OutputOptions, names=[f.name for f in dataclasses.fields(OutputOptions)][1:]
+    )
+    stylize.add_argument("--debug", action="store_true", help="show tracebacks")
+
     export = commands.add_parser(
         "export",
         help="export the VGG feature extractor as a SavedModel",
         description="Write the feature extractor as a SavedModel whose serving_default "
         "signature maps `images` (float32 [batch, height, width, 3], RGB in [0, 1]) to one "
         "output per layer.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     export.add_argument("output_directory", metavar="OUT_DIR", help="SavedModel directory")
     # fp32 by default: an exported model should not depend on the machine that exported it.
-    add_backbone_arguments(export, precision="fp32")
+    add_fields(export, StyleConfig, names=BACKBONE_FIELDS, defaults={"precision": "fp32"})
+    layers = ",".join(dict.fromkeys(StyleConfig().style_layers + StyleConfig().content_layers))
     export.add_argument(
-        "--layers",
-        default=",".join(dict.fromkeys(DEFAULTS.style_layers + DEFAULTS.content_layers)),
-        help="comma-separated layers to export",
+        "--layers", default=layers, help=f"comma-separated layers to export (default: {layers})"
     )
     export.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
 
-def add_backbone_arguments(parser: argparse.ArgumentParser, precision: str = "auto") -> None:
-    """Adds the options that choose and load the network."""
-    parser.add_argument("--backbone", choices=BACKBONES, default=DEFAULTS.backbone)
-    parser.add_argument(
-        "--weights",
-        default=DEFAULTS.weights,
-        help="'imagenet' (downloaded once into ~/.keras/models) or PATH to a Keras weights "
-        "file (.weights.h5 or .h5) of the backbone without its top; offline, pass a PATH",
-    )
-    parser.add_argument("--pooling", choices=POOLINGS, default=DEFAULTS.pooling)
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=precision,
-        help="compute precision of the network; auto picks bf16 where the hardware has it "
-        "natively and fp32 elsewhere",
-    )
-
-
-def add_stylize_arguments(parser: argparse.ArgumentParser) -> None:
-    """Adds every `stylize` option."""
-    parser.add_argument("content", nargs="?", metavar="CONTENT", help="content image")
-    parser.add_argument("styles", nargs="*", metavar="STYLE", help="style image(s)")
-    parser.add_argument("--example", action="store_true", help="use the bundled example pair")
-    parser.add_argument("-o", "--output", default="stylized.png", help="output image path")
-    group = parser.add_argument_group("optimisation")
-    group.add_argument("--size", type=int, default=DEFAULTS.size, help="long side of the output")
-    group.add_argument("--steps", type=int, default=DEFAULTS.steps, help="steps over all scales")
-    group.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
-    group.add_argument("--optimizer", choices=OPTIMIZERS, default=DEFAULTS.optimizer)
-    group.add_argument(
-        "--scales",
-        type=int,
-        default=argparse.SUPPRESS,  # its default depends on --size, which the help spells out
-        help="coarse-to-fine scales (default: 1 up to 384 px, then one per doubling from 256)",
-    )
-    group.add_argument(
-        "--init",
-        default=DEFAULTS.init,
-        help="starting image: content, noise, style or PATH to an image",
-    )
-    group.add_argument("--seed", type=int, default=None, help="seed for --init noise")
-    group.add_argument(
-        "--time-limit", type=float, default=None, help="stop after SECONDS, keeping the best image"
-    )
-    group.add_argument(
-        "--jit",
-        action=argparse.BooleanOptionalAction,
-        default=DEFAULTS.jit,
-        help="compile the step with XLA",
-    )
-    group = parser.add_argument_group("loss")
-    for name, index in (("content", 0), ("style", 1), ("tv", 2)):
-        group.add_argument(
-            f"--{name}-weight",
-            type=float,
-            # SUPPRESS: the default depends on --loss-normalization, which the help spells out.
-            default=argparse.SUPPRESS,
-            help="default: "
-            + ", ".join(
-                f"{weights[index]:g} with --loss-normalization {mode}"
-                for mode, weights in DEFAULT_LOSS_WEIGHTS.items()
-            ),
-        )
-    group.add_argument(
-        "--content-layers", default=",".join(DEFAULTS.content_layers), help="comma-separated"
-    )
-    group.add_argument(
-        "--style-layers", default=",".join(DEFAULTS.style_layers), help="comma-separated"
-    )
-    group.add_argument(
-        "--style-layer-weights",
-        default=None,
-        help="comma-separated weights matching --style-layers (default: equal)",
-    )
-    group.add_argument(
-        "--style-blend",
-        default=None,
-        help="comma-separated weights of the STYLE images, normalised to sum to 1 (default: equal)",
-    )
-    group.add_argument(
-        "--loss-normalization",
-        choices=LOSS_NORMALIZATIONS,
-        default=DEFAULTS.loss_normalization,
-        help="normalized: weights that carry across backbones; tutorial: exactly the "
-        "TensorFlow tutorial's objective",
-    )
-    group = parser.add_argument_group("look")
-    group.add_argument(
-        "--preserve-colors",
-        choices=PRESERVE_COLORS,
-        default=DEFAULTS.preserve_colors,
-        help="keep the content's colours (Gatys et al. 2016)",
-    )
-    group.add_argument(
-        "--style-scale",
-        type=float,
-        default=DEFAULTS.style_scale,
-        help="style image size relative to the working size; larger means larger brush strokes",
-    )
-    add_backbone_arguments(parser)
-    group = parser.add_argument_group("outputs")
-    group.add_argument("--logdir", default="logs", help="TensorBoard root; each run gets a subdir")
-    group.add_argument("--run-name", default=None, help="TensorBoard run name (default: time)")
-    group.add_argument(
-        "--save-every", type=int, default=0, help="save numbered intermediate images every N steps"
-    )
-    group.add_argument(
-        "--image-every", type=int, default=25, help="log the current image to TensorBoard every N"
-    )
-    group.add_argument(
-        "--checkpoint-every",
-        type=int,
-        default=0,
-        help="save a resumable checkpoint beside the output every N steps",
-    )
-    group.add_argument(
-        "--resume", action="store_true", help="continue from the checkpoint beside the output"
-    )
-    group.add_argument("--quiet", action="store_true", help="no progress bar")
-    group.add_argument("--debug", action="store_true", help="show tracebacks")
-
-
-def _split(text: str | None, convert=str, option: str = "") -> tuple | None:
-    if text is None:
-        return None
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    try:
-        return tuple(convert(item) for item in items)
-    except ValueError:
-        raise StyleTransferError(
-            f"{option} must be comma-separated numbers, got {text!r}"
-        ) from None
-
-
-def config_from_arguments(arguments: argparse.Namespace) -> StyleConfig:
-    """Builds the validated `StyleConfig` that the parsed arguments describe."""
-    return StyleConfig(
-        size=arguments.size,
-        steps=arguments.steps,
-        learning_rate=arguments.learning_rate,
-        content_weight=getattr(arguments, "content_weight", None),
-        style_weight=getattr(arguments, "style_weight", None),
-        tv_weight=getattr(arguments, "tv_weight", None),
-        content_layers=_split(arguments.content_layers),
-        style_layers=_split(arguments.style_layers),
-        style_layer_weights=_split(arguments.style_layer_weights, float, "--style-layer-weights"),
-        style_blend=_split(arguments.style_blend, float, "--style-blend"),
-        backbone=arguments.backbone,
-        weights=arguments.weights,
-        pooling=arguments.pooling,
-        init=arguments.init,
-        seed=arguments.seed,
-        preserve_colors=arguments.preserve_colors,
-        style_scale=arguments.style_scale,
-        optimizer=arguments.optimizer,
-        scales=getattr(arguments, "scales", None),
-        loss_normalization=arguments.loss_normalization,
-        precision=arguments.precision,
-        jit=arguments.jit,
-        time_limit=arguments.time_limit,
-    )
+# --- main -----------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Runs the `tf-nst` command line and returns its exit status.
+    """Runs the `tf-nst` command line and returns its exit status (see the module docstring)."""
+    arguments = build_parser().parse_args(argv)
+    from tf_nst.run import SecondSignalError
 
-    Exit statuses: 0 done (also when `--time-limit` ran out); 1 the loss or gradient became
-    non-finite, so the run stopped and kept its best finite image; 2 a user-fixable problem (a
-    bad image, option, path or weights file; argparse's own errors too), with one line saying what
-    to fix and nothing written; 130 or 143 stopped by SIGINT or SIGTERM (128 + signal number).
-    """
-    parser = build_parser()
-    arguments = parser.parse_args(argv)
     try:
         if arguments.command == "export":
             return run_export(arguments)
@@ -284,22 +183,40 @@ def main(argv: list[str] | None = None) -> int:
     except StyleTransferError as error:
         if arguments.debug:
             raise
-        print(f"tf-nst: error: {_one_line(error)}", file=sys.stderr)
+        _print(f"tf-nst: error: {field_to_flag(one_line(error))}")
         return 2
-    except KeyboardInterrupt:
-        # Ctrl-C while TensorFlow loads, before the run's own handler is installed.
+    except (KeyboardInterrupt, SecondSignalError):
+        # A signal while TensorFlow loads, before the run's own handler is installed.
         if arguments.debug:
             raise
-        print("\ntf-nst: interrupted before the run started; nothing was saved", file=sys.stderr)
-        return 128 + signal.SIGINT
+        _print("tf-nst: interrupted before the run started; nothing was saved")
+        return 130
+    except MemoryError:
+        if arguments.debug:
+            raise
+        _print("tf-nst: error: out of memory: lower --size (or --style-scale)")
+        return 1
+    except Exception as error:  # noqa: BLE001 - the last line of defence against a traceback
+        if arguments.debug:
+            raise
+        _print(
+            f"tf-nst: error: unexpected {type(error).__name__}: {one_line(error)} (a bug: run "
+            "again with --debug for the traceback and report it)"
+        )
+        return 1
+
+
+def _print(line: str) -> None:
+    with contextlib.suppress(OSError, ValueError):  # stderr is gone; the exit status tells
+        print(line, file=sys.stderr, flush=True)
 
 
 def _import_tensorflow(verbose: bool) -> None:
     """Imports TensorFlow and probes its devices with its native start-up log hidden.
 
-    TensorFlow 2.21 writes start-up lines (absl, oneDNN, CUDA probing) straight to file
-    descriptor 2, ignoring TF_CPP_MIN_LOG_LEVEL, so they would bury the CLI's one-line messages.
-    They go to a temporary file instead, which is shown only if the import fails.
+    TensorFlow writes start-up lines (absl, oneDNN, CUDA probing) straight to file descriptor 2,
+    ignoring TF_CPP_MIN_LOG_LEVEL, so they would bury the CLI's one-line messages. They go to a
+    temporary file instead, which is shown only if the import fails.
     """
     if verbose or "tensorflow" in sys.modules:
         return
@@ -323,45 +240,62 @@ def _import_tensorflow(verbose: bool) -> None:
             os.close(saved)
 
 
-def _one_line(error: Exception) -> str:
-    """The error's message on one line: control characters (newlines) are escaped."""
-    text = str(error).strip() or type(error).__name__
-    return "".join(
-        character if character.isprintable() else repr(character)[1:-1] for character in text
+# --- stylize ------------------------------------------------------------------------------------
+
+
+def run_stylize(arguments: argparse.Namespace) -> int:
+    """Checks everything a user can get wrong, cheapest first, then runs the stylization."""
+    from tf_nst import images, run
+    from tf_nst.jobs import StylizeJob, intermediate_image_name, stylize_resume_key
+    from tf_nst.weights_file import check_weights_file
+
+    config = from_arguments(StyleConfig, arguments)
+    options = from_arguments(OutputOptions, arguments)
+    content_path, style_paths = _stylize_inputs(arguments)
+    config.normalized_style_blend(len(style_paths))
+    init_path = None if config.init in INITS else config.init
+    input_paths = [content_path, *style_paths] + ([init_path] if init_path else [])
+    output = images.check_output_path(options.output, input_paths)
+    check_weights_file(config.weights, config.backbone)
+    key = stylize_resume_key(config, content_path, style_paths)
+    plan = run.check_outputs(
+        options,
+        key,
+        lambda path: (
+            [
+                intermediate_image_name(path, step)
+                for step in range(options.save_every, config.steps + 1, options.save_every or 1)
+            ]
+            if options.save_every
+            else []
+        ),
     )
+    content = images.load_image(content_path)
+    styles = [images.load_image(path) for path in style_paths]
+    init_image = images.load_image(init_path) if init_path else None
 
-
-def run_export(arguments: argparse.Namespace) -> int:
-    """Builds the extractor and writes it as a SavedModel."""
     _import_tensorflow(verbose=arguments.debug)
-    from tf_nst.export import export_feature_extractor
-    from tf_nst.features import build_feature_extractor, validate_layers
-
-    layers = validate_layers(arguments.backbone, _split(arguments.layers))
-    if not layers:
-        raise StyleTransferError("--layers is empty: name at least one layer")
-    output = pathlib.Path(arguments.output_directory)
-    if output.exists():
-        raise StyleTransferError(
-            f"{output} already exists: choose a new OUT_DIR or remove the old export"
-        )
-    if not output.absolute().parent.is_dir():
-        raise StyleTransferError(f"directory {output.absolute().parent} does not exist: create it")
-    from tf_nst.optimize import resolve_precision
-
-    extractor = build_feature_extractor(
-        layers,
-        arguments.backbone,
-        arguments.weights,
-        arguments.pooling,
-        resolve_precision(arguments.precision),
-    )
-    export_feature_extractor(extractor, output)
-    print(f"exported {arguments.backbone} features {', '.join(layers)} to {output}")
-    return 0
+    console = run.Console(quiet=options.quiet, time_limit=config.time_limit)
+    _check_layers_sizes_and_memory(config, content, styles, content_path, style_paths, console)
+    del output  # checked above; the plan holds the resolved path
+    with run.SignalHandler() as interrupts:
+        try:
+            job = StylizeJob(content, styles, config, init_image=init_image)
+            if plan.resume_state:
+                job.restore(plan.resume_state["checkpoint"])
+            console.note(f"precision {job.stylizer.precision}")
+            outcome = run.run_job(job, plan, options, key, console, interrupts)
+        except run.SecondSignalError:
+            outcome = run.Outcome(
+                interrupts.exit_status,
+                "tf-nst: stopped at once by a second signal before the first step; nothing was "
+                "saved",
+            )
+    console.final(outcome.message)
+    return outcome.status
 
 
-def _inputs(arguments) -> tuple[str, list[str]]:
+def _stylize_inputs(arguments) -> tuple[str, list[str]]:
     if arguments.example or arguments.content is None:
         if arguments.content is not None:
             raise StyleTransferError(
@@ -375,439 +309,23 @@ def _inputs(arguments) -> tuple[str, list[str]]:
     return arguments.content, list(arguments.styles)
 
 
-def run_stylize(arguments: argparse.Namespace) -> int:
-    """Runs a stylization with progress, TensorBoard, checkpoints and interrupt handling.
-
-    Everything a user can get wrong is checked before anything is written, cheapest first and,
-    as far as possible, before TensorFlow is even imported: the numbers, the output path, the
-    weights file, the images and the resume state; then the layers, the image sizes, the memory
-    and the network. Only then is the run directory made (see `_run`).
-    """
-    for option in ("save_every", "image_every", "checkpoint_every"):
-        value = getattr(arguments, option)
-        if value < 0:
-            raise StyleTransferError(
-                f"--{option.replace('_', '-')} must be >= 0 (0 turns it off), got {value}"
-            )
-    config = config_from_arguments(arguments)
-    content_path, style_paths = _inputs(arguments)
-    config.normalized_style_blend(len(style_paths))
-    init_path = None if config.init in INITS else config.init
-    if init_path is not None and not os.path.exists(init_path):
-        raise StyleTransferError(
-            f"--init {init_path!r} is neither content, noise, style nor an existing image file: "
-            "pass one of those words or the path of an image"
-        )
-
-    from tf_nst import images  # numpy and Pillow only
-
-    input_paths = [content_path, *style_paths] + ([init_path] if init_path else [])
-    output = images.check_output_path(arguments.output, input_paths)
-    check_weights_file(config.weights, config.backbone)
-    content = images.load_image(content_path)
-    styles = [images.load_image(path) for path in style_paths]
-    init_image = images.load_image(init_path) if init_path else None
-    digests = _input_digests(content_path, style_paths)
-    checkpoint_directory = output.parent / (output.stem + CHECKPOINT_SUFFIX)
-    resume_state = None
-    if arguments.resume:
-        resume_state = _read_resume_state(checkpoint_directory, config, digests)
-
-    # From here on TensorFlow is needed.
-    _import_tensorflow(verbose=arguments.debug)
+def _check_layers_sizes_and_memory(config, content, styles, content_path, style_paths, console):
     from tf_nst.features import minimum_input_side, validate_layers
-
-    layers = validate_layers(config.backbone, config.content_layers + config.style_layers)
-    _check_source_sizes(
-        [("content image", content_path, content)]
-        + [("style image", path, style) for path, style in zip(style_paths, styles, strict=True)],
-        minimum_input_side(layers),
-        max(layers),
-    )
-    _check_memory(config, content, quiet=arguments.quiet)
-    checkpointer = _Checkpointer(checkpoint_directory, config, digests)
-    return _run(arguments, config, output, checkpointer, content, styles, init_image, resume_state)
-
-
-def _run(arguments, config, output, checkpointer, content, styles, init_image, resume_state) -> int:
-    """Builds the network, makes or reopens the run directory and runs the optimisation.
-
-    SIGINT and SIGTERM are caught from here on: the first saves the best image and a checkpoint
-    and exits with 128 + the signal number; a second exits at once (`_SecondSignalError`),
-    after removing any checkpoint it cut short. A fresh run directory that never saw a step is
-    removed again whatever ends the run.
-    """
-    from tf_nst import images
-    from tf_nst.optimize import Stylizer
-    from tf_nst.summaries import RunLog, make_run_directory
-
-    interrupts = _InterruptHandler()
-    fresh = resume_state is None
-    stylizer = None
-    run_directory = None
-    with interrupts:
-        try:
-            stylizer = Stylizer(content, styles, config, init_image=init_image)
-            if resume_state:
-                _restore(stylizer, resume_state["checkpoint"])
-            if interrupts.signal_name:
-                return _nothing_saved(interrupts, "before the first step")
-            if fresh:
-                run_directory = make_run_directory(arguments.logdir, arguments.run_name)
-            else:
-                run_directory = _reopen_run_directory(resume_state["run_directory"])
-            checkpointer.run_directory = run_directory
-            _say(arguments, f"precision {stylizer.precision}; TensorBoard run {run_directory}")
-            log = RunLog(run_directory)
-            try:
-                if fresh:
-                    _log_start(log, config, stylizer, content, styles, run_directory)
-                last = _optimise(arguments, stylizer, log, output, checkpointer, interrupts)
-                if stylizer.best_image is None:  # not one finite step
-                    log.close()
-                    _remove_unused_run_directory(run_directory, fresh, stylizer)
-                    if interrupts.signal_name:
-                        return _nothing_saved(interrupts, "before the first step")
-                    print(
-                        f"tf-nst: stopped: {stylizer.stop_reason}; no step had a finite loss, so "
-                        "nothing was saved: lower --learning-rate or the loss weights",
-                        file=sys.stderr,
-                    )
-                    return 1
-                final = stylizer.final_image()
-                images.save_image(final, output)
-                _log_end(log, stylizer, last, final)
-                if interrupts.signal_name and not stylizer.stop_reason:
-                    checkpointer.save(stylizer)
-            finally:
-                log.close()
-        except _SecondSignalError:
-            checkpointer.discard_unfinished()
-            _remove_unused_run_directory(run_directory, fresh, stylizer)
-            print(
-                "\ntf-nst: stopped at once by a second signal; files already written are "
-                "complete and no partial file was left",
-                file=sys.stderr,
-            )
-            return interrupts.exit_status
-        except BaseException:
-            _remove_unused_run_directory(run_directory, fresh, stylizer)
-            raise
-
-    steps = f"after {stylizer.step} step{'' if stylizer.step == 1 else 's'}"
-    if stylizer.stop_reason and stylizer.stop_reason != "time limit":
-        print(
-            f"tf-nst: stopped: {stylizer.stop_reason}; saved the best finite image (loss "
-            f"{stylizer.best_loss:.4g}, {steps}) to {output}: lower --learning-rate or the loss "
-            "weights",
-            file=sys.stderr,
-        )
-        return 1
-    if interrupts.signal_name:
-        print(
-            f"\ntf-nst: {interrupts.signal_name} received: saved the best image (loss "
-            f"{stylizer.best_loss:.4g}, {steps}) to {output} and a checkpoint to "
-            f"{checkpointer.directory}; continue with the same command plus --resume",
-            file=sys.stderr,
-        )
-        return interrupts.exit_status
-    reason = " (time limit reached)" if stylizer.stop_reason == "time limit" else ""
-    _say(
-        arguments,
-        f"saved {output}{reason}: best loss {stylizer.best_loss:.4g} {steps} in "
-        f"{last.elapsed_seconds if last else 0:.1f} s",
-    )
-    return 0
-
-
-def _reopen_run_directory(path: str) -> pathlib.Path:
-    """The interrupted run's TensorBoard directory, which the resumed run appends to."""
-    run_directory = pathlib.Path(path)
-    try:
-        run_directory.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise StyleTransferError(
-            f"cannot reopen the TensorBoard run {run_directory} of the interrupted run "
-            f"({error.strerror or error}): make it writable, or run without --resume"
-        ) from None
-    return run_directory
-
-
-def _nothing_saved(interrupts, when: str) -> int:
-    print(
-        f"\ntf-nst: {interrupts.signal_name} received {when}; nothing was saved",
-        file=sys.stderr,
-    )
-    return interrupts.exit_status
-
-
-def _remove_unused_run_directory(run_directory, fresh: bool, stylizer) -> None:
-    """Removes a run directory this run made if no step reached it: it would only be clutter."""
-    if run_directory is None or not fresh or (stylizer is not None and stylizer.step > 0):
-        return
-    shutil.rmtree(run_directory, ignore_errors=True)
-
-
-def _optimise(arguments, stylizer, log, output, checkpointer, interrupts):
-    from tf_nst import images
-    from tf_nst.losses import group_totals
-
-    if interrupts.signal_name:
-        return None
-    progress = ProgressBar(sys.stderr, enabled=not arguments.quiet, time_limit=arguments.time_limit)
-    last = None
-    for result in stylizer.steps():
-        last = result
-        scalars = {f"loss/{name}": value for name, value in result.terms.items()}
-        scalars.update(
-            {
-                f"loss/{name}": value
-                for name, value in group_totals(result.terms).items()
-                if name != "tv"
-            }
-        )
-        scalars.update(
-            {
-                "loss/total": result.loss,
-                "loss/best": result.best_loss,
-                "time/step_seconds": result.step_seconds,
-                "scale/long_side": stylizer.scales[result.scale_index].long_side,
-            }
-        )
-        log.scalars(result.step, scalars)
-        if arguments.image_every and result.step % arguments.image_every == 0:
-            log.image("images/current", result.step, result.image)
-        if arguments.save_every and result.step % arguments.save_every == 0:
-            numbered = output.with_name(f"{output.stem}_{result.step:05d}{output.suffix}")
-            images.save_image(stylizer.postprocess(result.image), numbered)
-        if (
-            arguments.checkpoint_every
-            and result.step % arguments.checkpoint_every == 0
-            and not stylizer.stop_reason  # a diverged state is not worth resuming
-        ):
-            checkpointer.save(stylizer)
-        progress.update(result)
-        if interrupts.signal_name:
-            break
-    progress.close()
-    return last
-
-
-def _command_line() -> str:
-    return shlex.join([os.path.basename(sys.argv[0]), *sys.argv[1:]])
-
-
-def _log_start(log, config, stylizer, content, styles, run_directory) -> None:
-    from tf_nst.summaries import markdown_code_block
-
-    log.text("run/command_line", 0, markdown_code_block(_command_line()))
-    hparams = config.hparams()
-    hparams["precision"] = stylizer.precision
-    log.hparams(hparams, trial_id=run_directory.name)
-    log.image("images/content", 0, stylizer.postprocess(content))
-    for index, style in enumerate(styles):
-        log.image("images/style" if index == 0 else f"images/style_{index + 1}", 0, style)
-    log.flush()
-
-
-def _log_end(log, stylizer, last, final) -> None:
-    step = stylizer.step
-    log.image("images/final", step, final)
-    if last is not None:
-        log.scalars(step, {"loss/final": last.loss, "loss/best": stylizer.best_loss})
-    log.flush()
-
-
-class _Checkpointer:
-    """Writes resumable checkpoints into `directory` (beside the output), crash-safely.
-
-    Each save writes the `Stylizer.checkpoint()` under a fresh name, then switches `run.json` to
-    it (an atomic rename), and only then deletes older checkpoints: whenever the process dies,
-    `run.json` names a complete checkpoint or does not exist.
-    """
-
-    def __init__(self, directory: pathlib.Path, config: StyleConfig, digests: dict):
-        self.directory = directory
-        self.config = config
-        self.digests = digests
-        self.run_directory: pathlib.Path | None = None
-        self._saved_step: int | None = None
-        self._writing: str | None = None  # the checkpoint being written, until run.json names it
-        self._made_directory = False
-
-    def save(self, stylizer) -> None:
-        """Checkpoints `stylizer` unless this step is saved already."""
-        if stylizer.step == self._saved_step:
-            return
-        import tensorflow as tf
-
-        from tf_nst.images import atomic_write_bytes
-
-        name = f"ckpt-{stylizer.step}-{secrets.token_hex(4)}"
-        try:
-            if not self.directory.is_dir():
-                self.directory.mkdir()
-                self._made_directory = True
-            self._writing = name
-            stylizer.checkpoint().write(str(self.directory / name))
-        except (OSError, tf.errors.OpError) as error:
-            self.discard_unfinished()
-            raise StyleTransferError(
-                f"cannot write a checkpoint in {self.directory} ({_one_line(error)[:200]}): "
-                "check the directory is writable and has space"
-            ) from None
-        state = {
-            "step": stylizer.step,
-            "checkpoint": name,
-            "run_directory": str(pathlib.Path(self.run_directory).resolve()),
-            "settings": _resume_settings(self.config),
-            "inputs": self.digests,
-        }
-        try:
-            atomic_write_bytes(json.dumps(state, indent=2).encode(), self.directory / RUN_STATE)
-        except StyleTransferError:
-            self.discard_unfinished()
-            raise
-        self._writing = None
-        self._saved_step = stylizer.step
-        # run.json names the new checkpoint now: the older ones (also a previous run's) can go.
-        self._remove(lambda entry: not entry.startswith(f"{name}."))
-
-    def discard_unfinished(self) -> None:
-        """Removes the files of a save that was cut short, before run.json named them."""
-        if self._writing is None or not self.directory.is_dir():
-            return
-        writing, self._writing = self._writing, None
-        if self._named_in_state() == writing:
-            return  # the second signal came after run.json was switched: the save is complete
-        # TensorFlow writes `NAME.index`, `NAME.data-*` and, on the way, `NAME_temp/`.
-        self._remove(lambda entry: entry.startswith((f"{writing}.", f"{writing}_temp")))
-        if self._made_directory:
-            with contextlib.suppress(OSError):
-                self.directory.rmdir()  # only if that left it empty
-
-    def _named_in_state(self) -> str | None:
-        try:
-            return json.loads((self.directory / RUN_STATE).read_text()).get("checkpoint")
-        except (OSError, ValueError, AttributeError):
-            return None
-
-    def _remove(self, select) -> None:
-        for entry in self.directory.iterdir():
-            if not entry.name.startswith("ckpt-") or not select(entry.name):
-                continue
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    entry.unlink()
-
-
-def _resume_settings(config: StyleConfig) -> dict:
-    hparams = config.hparams()
-    settings = {key: hparams[key] for key in RESUME_KEYS}
-    if settings["weights"] != "imagenet":
-        settings["weights"] = os.path.abspath(settings["weights"])
-    return settings
-
-
-def _input_digests(content_path: str, style_paths: list[str]) -> dict:
-    """SHA-256 of the content and style files, so --resume can tell they are the same."""
-    return {
-        "content": _file_digest(content_path),
-        "styles": [_file_digest(path) for path in style_paths],
-    }
-
-
-def _file_digest(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _read_resume_state(directory: pathlib.Path, config: StyleConfig, digests: dict) -> dict:
-    state_path = directory / RUN_STATE
-    if not state_path.is_file():
-        raise StyleTransferError(
-            f"nothing to resume: no checkpoint in {directory}; run without --resume (or give "
-            "the -o/--output of the interrupted run)"
-        )
-    try:
-        state = json.loads(state_path.read_text())
-        name = state["checkpoint"]
-        settings = state["settings"]
-        run_directory = state["run_directory"]
-        if not isinstance(name, str) or not isinstance(settings, dict):
-            raise TypeError("malformed run.json")
-        if not isinstance(run_directory, str):
-            raise TypeError("malformed run.json")
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise StyleTransferError(
-            f"checkpoint state {state_path} is unreadable ({_one_line(error)}): run without "
-            "--resume to start over"
-        ) from None
-    if not (directory / f"{name}.index").is_file():
-        raise StyleTransferError(
-            f"checkpoint {directory / name} named in {state_path} is missing: run without "
-            "--resume to start over"
-        )
-    current = _resume_settings(config)
-    changed = [
-        f"--{key.replace('_', '-')} (was {settings.get(key)}, now {current[key]})"
-        for key in RESUME_KEYS
-        if str(settings.get(key)) != str(current[key])
-    ]
-    inputs = state.get("inputs")
-    if isinstance(inputs, dict):  # absent in checkpoints of older versions
-        if inputs.get("content") != digests["content"]:
-            changed.append("CONTENT (a different file)")
-        if inputs.get("styles") != digests["styles"]:
-            changed.append("STYLE (different files)")
-    if changed:
-        raise StyleTransferError(
-            "--resume needs the settings and images of the interrupted run, but these differ: "
-            + ", ".join(changed)
-            + "; use the old ones, or run without --resume to start over"
-        )
-    return {**state, "checkpoint": str(directory / name)}
-
-
-def _restore(stylizer, path: str) -> None:
-    import tensorflow as tf
-
-    try:
-        stylizer.restore(path)
-    except StyleTransferError:
-        raise
-    except (tf.errors.OpError, ValueError, KeyError, AssertionError) as error:
-        raise StyleTransferError(
-            f"checkpoint {path} cannot be restored ({_one_line(error)[:200]}): run without "
-            "--resume to start over"
-        ) from None
-
-
-def _check_source_sizes(inputs, minimum: int, deepest_layer: str) -> None:
-    """Refuses images with fewer pixels per side than the deepest layer needs.
-
-    Upscaling such an image to --size would hand the network a blur with nothing to match (a
-    1x1 image becomes a flat colour). Too-thin images at the chosen --size are refused by
-    `Stylizer`.
-    """
-    for kind, path, image in inputs:
-        height, width = image.shape[:2]
-        if min(height, width) < minimum:
-            raise StyleTransferError(
-                f"{kind} {path} is only {width}x{height} px; the layer {deepest_layer} needs at "
-                f"least {minimum} px per side: use a larger image (or shallower layers)"
-            )
-
-
-def _check_memory(config: StyleConfig, content, quiet: bool) -> None:
     from tf_nst.memory import check_fits, estimate_peak_bytes, format_bytes
     from tf_nst.optimize import LBFGS_HISTORY, plan_scales, resolve_precision, working_shape
 
+    layers = validate_layers(config.backbone, config.content_layers + config.style_layers)
+    minimum = minimum_input_side(layers)
+    named = [("content image", content_path, content)] + [
+        ("style image", path, style) for path, style in zip(style_paths, styles, strict=True)
+    ]
+    for kind, path, image in named:
+        height, width = image.shape[:2]
+        if min(height, width) < minimum:
+            raise StyleTransferError(
+                f"{kind} {printable(path)} is only {width}x{height} px; the layer {max(layers)} "
+                f"needs at least {minimum} px per side: use a larger image (or shallower layers)"
+            )
     largest = plan_scales(config.size, config.steps, config.scales)[-1]
     height, width = working_shape(content.shape, largest.long_side)
     estimate = estimate_peak_bytes(
@@ -819,106 +337,64 @@ def _check_memory(config: StyleConfig, content, quiet: bool) -> None:
         config.jit,
         LBFGS_HISTORY if config.optimizer == "lbfgs" else 0,
     )
-    if not quiet:
-        print(
-            f"tf-nst: {width}x{height} px, estimated peak memory {format_bytes(estimate)}",
-            file=sys.stderr,
-        )
+    console.note(f"{width}x{height} px, estimated peak memory {format_bytes(estimate)}")
     check_fits(estimate, config.size)
 
 
-def _say(arguments, message: str) -> None:
-    if not arguments.quiet:
-        print(f"tf-nst: {message}", file=sys.stderr)
+# --- export -------------------------------------------------------------------------------------
 
 
-class _InterruptHandler:
-    """Turns the first SIGINT/SIGTERM into a request to stop and save, the second into exit.
+def run_export(arguments: argparse.Namespace) -> int:
+    """Builds the extractor and writes it as a SavedModel; a signal lets it finish first."""
+    from tf_nst import run
 
-    The first signal only sets `signal_name`; the loop stops after the current step and the
-    caller saves. The second raises `_SecondSignalError` wherever the main thread is, and from
-    then on further signals are ignored so that the clean-up cannot itself be cut short.
-    Outside the main thread (where Python cannot install handlers) it does nothing.
-    """
-
-    def __init__(self):
-        self.signal_name: str | None = None
-        self.exit_status = 0
-        self._previous = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for number in (signal.SIGINT, signal.SIGTERM):
-                self._previous[number] = signal.signal(number, self._handle)
-        return self
-
-    def __exit__(self, *exc_info):
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
-
-    def _handle(self, number, frame):
-        del frame
-        self.exit_status = 128 + number
-        if self.signal_name:
-            for other in self._previous:
-                signal.signal(other, signal.SIG_IGN)
-            raise _SecondSignalError
-        self.signal_name = signal.Signals(number).name
-
-
-class ProgressBar:
-    """A one-line progress bar with loss, speed and ETA; plain lines when not a terminal."""
-
-    WIDTH = 24
-
-    def __init__(self, stream, enabled: bool = True, time_limit: float | None = None):
-        self.stream = stream
-        self.enabled = enabled
-        self.terminal = enabled and stream.isatty()
-        self.time_limit = time_limit
-        self._last_print = 0.0
-
-    def update(self, result) -> None:
-        """Shows `result` (a `StepResult`)."""
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        done = result.step >= result.total_steps
-        if not self.terminal and not done and now - self._last_print < 10:
-            return
-        self._last_print = now
-        filled = int(self.WIDTH * result.progress)
-        bar = "#" * filled + "." * (self.WIDTH - filled)
-        eta = result.elapsed_seconds * (1 - result.progress) / max(result.progress, 1e-9)
-        if self.time_limit is not None:
-            eta = min(eta, max(0.0, self.time_limit - result.elapsed_seconds))
-        scale = (
-            f" scale {result.scale_index + 1}/{result.scale_count}"
-            if result.scale_count > 1
-            else ""
+    config = from_arguments(StyleConfig, arguments, defaults={"precision": "fp32"})
+    output = pathlib.Path(os.path.abspath(arguments.output_directory))
+    label = printable(arguments.output_directory)
+    if os.path.lexists(output):
+        raise StyleTransferError(
+            f"{label} already exists: choose a new OUT_DIR or remove the old export"
         )
-        line = (
-            f"[{bar}] {result.progress:4.0%} step {result.step}/{result.total_steps}{scale} "
-            f"loss {result.loss:.4g} best {result.best_loss:.4g} "
-            f"{result.step_seconds:.2f} s/step ETA {_clock(eta)}"
+    parent = output.parent
+    if not parent.is_dir():
+        what = "is a file" if parent.exists() else "does not exist"
+        raise StyleTransferError(f"the directory {printable(str(parent))} {what}: create it first")
+    if len(os.fsencode(output.name)) > 200:
+        raise StyleTransferError(f"OUT_DIR name {label[:40]}... is too long: choose a shorter one")
+    _import_tensorflow(verbose=arguments.debug)
+    import tensorflow as tf
+
+    from tf_nst.export import export_feature_extractor
+    from tf_nst.features import build_feature_extractor, validate_layers
+    from tf_nst.optimize import resolve_precision
+
+    layers = validate_layers(config.backbone, _split(arguments.layers, str, "layers"))
+    if not layers:
+        raise StyleTransferError("--layers is empty: name at least one layer")
+    with run.SignalHandler() as interrupts:
+        try:
+            extractor = build_feature_extractor(
+                layers, config.backbone, config.weights, config.pooling,
+                resolve_precision(config.precision),
+            )  # fmt: skip
+            try:
+                export_feature_extractor(extractor, output)
+            except (OSError, tf.errors.OpError) as error:
+                raise StyleTransferError(
+                    f"cannot write the export to {label} ({one_line(error)}): check that the "
+                    "disk has space and the directory is writable"
+                ) from None
+        except run.SecondSignalError:
+            _print("tf-nst: stopped at once by a second signal; no partial export was left")
+            return interrupts.exit_status
+    if interrupts.signal_name:
+        _print(
+            f"tf-nst: {interrupts.signal_name} received while exporting: the export finished "
+            f"first and is complete in {label}"
         )
-        if self.terminal:
-            self.stream.write("\r" + line + "\033[K")
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        """Ends the bar's line."""
-        if self.terminal:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _clock(seconds: float) -> str:
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+        return interrupts.exit_status
+    print(f"exported {config.backbone} features {', '.join(layers)} to {label}")
+    return 0
 
 
 if __name__ == "__main__":

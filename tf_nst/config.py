@@ -227,8 +227,8 @@ class StyleConfig:
             _positive_int("scales", self.scales)
         if self.time_limit is not None:
             _positive_number("time_limit", self.time_limit)
-        if self.seed is not None and not isinstance(self.seed, int):
-            raise StyleTransferError(f"--seed must be an integer, got {self.seed!r}")
+        if self.seed is not None:
+            _seed("seed", self.seed)
 
     def replace(self, **changes) -> StyleConfig:
         """Returns a copy with `changes` applied, validated again.
@@ -267,17 +267,88 @@ class StyleConfig:
             return (1.0 / len(self.style_layers),) * len(self.style_layers)
         return tuple(float(weight) for weight in self.style_layer_weights)
 
-    def hparams(self) -> dict[str, float | int | str | bool]:
-        """Returns the settings as TensorBoard-hparams-friendly scalars and strings."""
-        values = {}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if value is None:
-                value = "auto" if field.name in ("scales", "time_limit") else "none"
-            elif isinstance(value, tuple):
-                value = ",".join(str(item) for item in value)
-            values[field.name] = value
-        return values
+    def hparams(self) -> dict:
+        """Returns every setting by name, the ones a reader compares first leading.
+
+        The order is the HParams dashboard's column order; values are as set (tuples, None),
+        for `tf_nst.text.setting_text` or TensorBoard to turn into text.
+        """
+        return _leading_first(self, HPARAMS_FIRST)
+
+
+HPARAMS_FIRST = ("style_weight", "size", "steps", "optimizer", "content_weight", "backbone")
+
+
+def choices_of(config_class) -> dict[str, tuple]:
+    """Returns each field's allowed values, for fields that have a fixed choice."""
+    return {
+        field.name: tuple(field.metadata["choices"])
+        for field in dataclasses.fields(config_class)
+        if "choices" in field.metadata
+    }
+
+
+def _leading_first(config, first: tuple[str, ...]) -> dict:
+    names = [field.name for field in dataclasses.fields(config)]
+    ordered = [name for name in first if name in names]
+    ordered += [name for name in names if name not in ordered]
+    return {name: getattr(config, name) for name in ordered}
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputOptions:
+    """Where a long job writes: its result, intermediates, checkpoints and TensorBoard run.
+
+    Every job that `tf_nst.run` drives (stylize, train) takes one. The paths are checked by
+    `tf_nst.run.check_outputs` before the job starts.
+
+    Attributes:
+        output: The job's result: an image file (stylize) or a model directory (train).
+        logdir: TensorBoard root; each run gets its own subdirectory.
+        run_name: Name of this run's subdirectory; None names it by the time.
+        save_every: Save a numbered intermediate result every N steps; 0 turns it off.
+        image_every: Log the current image to TensorBoard every N steps; 0 turns it off.
+        checkpoint_every: Save a resumable checkpoint every N steps; 0 turns it off.
+        resume: Continue from the checkpoint beside the output.
+        quiet: No progress bar and no notes, only warnings and errors.
+    """
+
+    output: str = setting("stylized.png", "where the result goes")
+    logdir: str = setting("logs", "TensorBoard root; each run gets its own subdirectory")
+    run_name: str | None = setting(
+        None, "name of this run's TensorBoard subdirectory (default: the time)"
+    )
+    save_every: int = setting(0, "save a numbered intermediate result every N steps (0: off)")
+    image_every: int = setting(25, "log the current image to TensorBoard every N steps (0: off)")
+    checkpoint_every: int = setting(
+        0, "save a resumable checkpoint beside the output every N steps (0: off)"
+    )
+    resume: bool = setting(
+        False, "continue from the checkpoint beside the output", action="store_true"
+    )
+    quiet: bool = setting(
+        False, "no progress bar and no notes, only warnings and errors", action="store_true"
+    )
+
+    def __post_init__(self):
+        if not self.output:
+            raise StyleTransferError("--output is empty: give the path of the result")
+        if not self.logdir:
+            raise StyleTransferError("--logdir is empty: give a directory for TensorBoard")
+        for name in ("save_every", "image_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise StyleTransferError(
+                    f"--{name.replace('_', '-')} must be >= 0 (0 turns it off), got {value!r}"
+                )
+
+
+def _seed(name: str, value) -> None:
+    # numpy and TensorFlow take seeds from 0 to 2**32 - 1; anything else fails deep inside them.
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise StyleTransferError(
+            f"--{name.replace('_', '-')} must be an integer from 0 to {2**32 - 1}, got {value!r}"
+        )
 
 
 def _positive_int(name: str, value) -> None:

@@ -17,16 +17,49 @@ import itertools
 import os
 import pathlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-import numpy as np
 import tensorflow as tf
-from tensorboard.plugins.hparams import api as hp
+from tensorboard.plugins.hparams import api_pb2
+from tensorboard.plugins.hparams import summary as hparams_summary
 
 from tf_nst.errors import StyleTransferError
+from tf_nst.text import setting_text
 
-FINAL_LOSS_METRIC = "loss/final"
-BEST_LOSS_METRIC = "loss/best"
+# Tag groups. TensorBoard's Time Series dashboard shows groups (the part before the first "/")
+# in alphabetical order, so the loss curves come first and the pictures after them.
+LOSS_TOTAL = "loss/total"
+LOSS_BEST = "loss/best"
+LOSS_VALIDATION = "loss/validation"
+WORKING_SIZE = "loss/working_long_side"
+STEP_SECONDS = "time/step_seconds"
+IMAGES_PER_SECOND = "time/images_per_second"
+LEARNING_RATE = "optimizer/learning_rate"
+PICTURE_CURRENT = "pictures/current"
+PICTURE_FINAL = "pictures/final"
+PICTURE_CONTENT = "pictures/content"
+PICTURE_STYLE = "pictures/style"
+PICTURE_VALIDATION = "pictures/validation"
+COMMAND_LINE = "run/command_line"
+STATUS = "run/status"
+
+DESCRIPTIONS = {
+    LOSS_TOTAL: "Total loss of the image evaluated at this step: the weighted sum of the "
+    "content, style and total-variation terms, each normalised as the README's formulas say.",
+    LOSS_BEST: "Lowest total loss so far at the final, full-size scale (coarser scales are not "
+    "comparable, so it starts there); for training, the lowest validation loss so far.",
+    LOSS_VALIDATION: "Total loss of the held-out validation photos, weighted and normalised "
+    "like the training loss.",
+    WORKING_SIZE: "Long side of the working image, in pixels: the loss jumps where it changes, "
+    "because each coarse-to-fine scale is a new problem.",
+    STEP_SECONDS: "Wall-clock seconds of this step.",
+    IMAGES_PER_SECOND: "Training photos processed per second, over all replicas.",
+    LEARNING_RATE: "Adam's learning rate at this step.",
+    "loss/content": "Weighted content terms summed over the content layers.",
+    "loss/style": "Weighted style terms summed over the style layers.",
+    "loss/tv": "Weighted total-variation term.",
+}
+"""Short descriptions shown under each chart; per-layer terms are described by their group."""
 
 _TIMESTAMP_FORMAT = "%Y%m%d-%H%M%S"
 
@@ -113,19 +146,21 @@ class RunLog:
         """
         with self._writer.as_default():
             for tag, value in values.items():
-                tf.summary.scalar(tag, float(value), step=step)
+                tf.summary.scalar(tag, float(value), step=step, description=_description(tag))
 
     def image(self, tag: str, step: int, image) -> None:
-        """Write one RGB image at `step`.
+        """Write one RGB image, or a batch of them, at `step`.
 
         Args:
-            tag: The image's tag, e.g. `images/current`.
-            step: The optimisation step the image belongs to.
-            image: Float HxWx3 array or tensor with values in [0, 1]; values outside are clipped.
+            tag: The image's tag, e.g. `pictures/current`.
+            step: The step the image belongs to.
+            image: Float HxWx3 (or NxHxWx3) array or tensor in [0, 1]; values outside are clipped.
         """
         pixels = tf.clip_by_value(tf.convert_to_tensor(image, dtype=tf.float32), 0.0, 1.0)
+        if pixels.shape.rank == 3:
+            pixels = pixels[tf.newaxis]
         with self._writer.as_default():
-            tf.summary.image(tag, pixels[tf.newaxis], step=step, max_outputs=1)
+            tf.summary.image(tag, pixels, step=step, max_outputs=int(pixels.shape[0]))
 
     def text(self, tag: str, step: int, text: str) -> None:
         """Write `text` at `step`; TensorBoard renders it as markdown.
@@ -139,33 +174,58 @@ class RunLog:
         with self._writer.as_default():
             tf.summary.text(tag, text, step=step)
 
-    def hparams(self, hparams: Mapping[str, float | int | str | bool], trial_id: str) -> None:
-        """Record the run's settings for the HParams dashboard.
+    def hparams(
+        self,
+        hparams: Mapping[str, float | int | str | bool],
+        trial_id: str,
+        domains: Mapping[str, Sequence] | None = None,
+        metrics: Sequence[str] = (LOSS_BEST, LOSS_TOTAL),
+    ) -> None:
+        """Record the run's settings for the HParams dashboard, with a type for each.
 
-        Writes the experiment config (every name in `hparams`, plus the metrics `loss/final` and
-        `loss/best`) and this run's values. The dashboard takes a metric's value from the last
-        scalar of that tag in the run, so the caller must later write the scalars `loss/final`
-        and `loss/best` with `scalars()`; until it does, the metric columns stay empty.
-
-        The config declares no value domains: every run writes its own config and TensorBoard
-        shows just one of them for the whole log directory, so a domain taken from this run's
-        values would be wrong for the others.
+        The dashboard takes a metric's value from the last scalar of that tag in the run, so the
+        metrics are tags the run writes anyway (`loss/best`, `loss/total`): their last values are
+        the run's final best and final loss. The settings keep the order given, which is the
+        dashboard's column order.
 
         Args:
-            hparams: Setting name to value, e.g. `StyleConfig.hparams()`. Values TensorBoard cannot
-                store (None, tuples, lists, anything else) are converted to strings.
+            hparams: Setting name to value. Values TensorBoard cannot store (None, tuples, lists,
+                anything else) are converted to strings.
             trial_id: Name of this run in the dashboard, normally the run directory's name.
+            domains: Setting name to its allowed values, for settings with a fixed choice.
+            metrics: Scalar tags to show as the dashboard's metric columns.
         """
         values = {name: _hparam_value(value) for name, value in hparams.items()}
-        with self._writer.as_default():
-            hp.hparams_config(
-                hparams=[hp.HParam(name) for name in values],
-                metrics=[
-                    hp.Metric(FINAL_LOSS_METRIC, display_name="final loss"),
-                    hp.Metric(BEST_LOSS_METRIC, display_name="best loss"),
-                ],
+        domains = domains or {}
+        infos = [_hparam_info(name, value, domains.get(name)) for name, value in values.items()]
+        metric_infos = [
+            api_pb2.MetricInfo(
+                name=api_pb2.MetricName(tag=tag),
+                display_name=tag.split("/")[-1] + " loss",
+                description=_description(tag),
             )
-            hp.hparams(values, trial_id=trial_id)
+            for tag in metrics
+        ]
+        experiment = hparams_summary.experiment_pb(infos, metric_infos)
+        session = hparams_summary.session_start_pb(values, group_name=trial_id)
+        with self._writer.as_default():
+            tf.summary.experimental.write_raw_pb(experiment.SerializeToString(), step=0)
+            tf.summary.experimental.write_raw_pb(session.SerializeToString(), step=0)
+
+    def end(self, status: str, step: int) -> None:
+        """Record how the run ended: in the HParams dashboard's status and as text.
+
+        Args:
+            status: "success", or why it stopped early ("SIGINT", "non-finite loss", ...).
+                TensorBoard knows only Success and Failure, so every early stop is a Failure;
+                the text says which.
+            step: The last step.
+        """
+        code = api_pb2.STATUS_SUCCESS if status == "success" else api_pb2.STATUS_FAILURE
+        session_end = hparams_summary.session_end_pb(code)
+        with self._writer.as_default():
+            tf.summary.experimental.write_raw_pb(session_end.SerializeToString(), step=step)
+            tf.summary.text(STATUS, status, step=step)
 
     def flush(self) -> None:
         """Write buffered events to disk so a running TensorBoard sees them."""
@@ -197,15 +257,56 @@ def markdown_code_block(text: str) -> str:
     return f"{fence}\n{text}\n{fence}"
 
 
+def stylize_step_scalars(result, working_long_side: int, final_scale: bool) -> dict[str, float]:
+    """The scalars of one optimisation step, by tag.
+
+    A group total (`loss/style`, `loss/content`) is written only when the group has more than
+    one layer; otherwise it would be a second chart of the same curve. `loss/best` starts at the
+    final scale, where losses are those of the output's size.
+
+    Args:
+        result: The step's `optimize.StepResult`.
+        working_long_side: The long side of the image at this step's scale.
+        final_scale: Whether this step is at the last, full-size scale.
+    """
+    scalars = {f"loss/{name}": value for name, value in result.terms.items()}
+    for group in ("content", "style"):
+        layers = [value for name, value in result.terms.items() if name.startswith(f"{group}/")]
+        if len(layers) > 1:
+            scalars[f"loss/{group}"] = sum(layers)
+    scalars[LOSS_TOTAL] = result.loss
+    if final_scale:
+        scalars[LOSS_BEST] = result.best_loss
+    if result.scale_count > 1:
+        scalars[WORKING_SIZE] = working_long_side
+    scalars[STEP_SECONDS] = result.step_seconds
+    return scalars
+
+
+def _description(tag: str) -> str | None:
+    if tag in DESCRIPTIONS:
+        return DESCRIPTIONS[tag]
+    group = tag.rsplit("/", 1)[0]
+    if group in ("loss/content", "loss/style"):
+        return f"Weighted {group.split('/')[1]} term of this layer."
+    return None
+
+
+def _hparam_info(name: str, value, domain) -> api_pb2.HParamInfo:
+    info = api_pb2.HParamInfo(name=name, display_name=name.replace("_", " "))
+    if isinstance(value, bool):
+        info.type = api_pb2.DATA_TYPE_BOOL
+        info.domain_discrete.extend([False, True])
+    elif isinstance(value, (int, float)):
+        info.type = api_pb2.DATA_TYPE_FLOAT64
+    else:
+        info.type = api_pb2.DATA_TYPE_STRING
+        if domain is not None:
+            info.domain_discrete.extend([str(choice) for choice in domain])
+    return info
+
+
 def _hparam_value(value) -> float | int | str | bool:
     # The hparams plugin stores only bools, numbers and strings; anything else (None, tuples from
     # a config not built by `StyleConfig.hparams()`) becomes a readable string instead of failing.
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, (bool, int, float, str)):
-        return value
-    if value is None:
-        return "none"
-    if isinstance(value, (tuple, list)):
-        return ",".join(str(item) for item in value)
-    return str(value)
+    return setting_text(value)

@@ -1,0 +1,193 @@
+"""The long jobs that `tf_nst.run` drives: each maps a library loop onto the run's hooks.
+
+`StylizeJob` wraps `optimize.Stylizer`: it says how the best image is saved, what goes to
+TensorBoard (through the tags `tf_nst.summaries` owns) and what a resumed run must match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import secrets
+from collections.abc import Sequence
+
+from tf_nst import images
+from tf_nst.config import StyleConfig, choices_of
+from tf_nst.errors import StyleTransferError
+from tf_nst.run import ResumeKey, command_line
+from tf_nst.text import one_line, printable, setting_text
+
+# Settings that change a stylization's trajectory: a resumed run must keep them.
+STYLIZE_RESUME_SETTINGS = (
+    "size", "steps", "scales", "backbone", "weights", "pooling", "optimizer", "learning_rate",
+    "content_weight", "style_weight", "tv_weight", "content_layers", "style_layers",
+    "style_layer_weights", "style_blend", "preserve_colors", "style_scale", "loss_normalization",
+    "precision", "init", "seed",
+)  # fmt: skip
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, so that a resumed run can tell its inputs are the same."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def stylize_resume_key(
+    config: StyleConfig, content_path: str, style_paths: Sequence[str]
+) -> ResumeKey:
+    """What a stylization's checkpoint records and `--resume` compares."""
+    settings = {name: setting_text(getattr(config, name)) for name in STYLIZE_RESUME_SETTINGS}
+    if config.weights != "imagenet":
+        settings["weights"] = os.path.abspath(config.weights)
+    inputs = {"content": file_digest(content_path)}
+    inputs.update(
+        {f"style {index + 1}": file_digest(path) for index, path in enumerate(style_paths)}
+    )
+    return ResumeKey("stylize", settings, inputs)
+
+
+def intermediate_image_name(output: pathlib.Path, step: int) -> pathlib.Path:
+    """`OUT_00050.png` beside `OUT.png`, for the result of step 50."""
+    return output.with_name(f"{output.stem}_{step:05d}{output.suffix}")
+
+
+class StylizeJob:
+    """A stylization as a `tf_nst.run.Job`.
+
+    Args:
+        content: The content image, float RGB in [0, 1].
+        styles: The style images.
+        config: The run's settings. An unset seed is drawn here and recorded, so that every run
+            can be repeated from its TensorBoard hparams.
+        init_image: The starting image when `config.init` is a path.
+        extractor: A feature extractor; built from the config when None.
+    """
+
+    kind = "stylize"
+
+    def __init__(self, content, styles, config: StyleConfig, init_image=None, extractor=None):
+        from tf_nst.optimize import Stylizer
+
+        if config.seed is None:
+            config = config.replace(seed=secrets.randbelow(2**32))
+        self.config = config
+        self.content = content
+        self.styles = styles
+        self.stylizer = Stylizer(
+            content, styles, config, extractor=extractor, init_image=init_image
+        )
+
+    @property
+    def step(self) -> int:
+        """Steps done so far."""
+        return self.stylizer.step
+
+    @property
+    def best_loss(self) -> float:
+        """The lowest loss so far at the current scale."""
+        return self.stylizer.best_loss
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the loop ended early, if it did."""
+        return self.stylizer.stop_reason
+
+    def steps(self):
+        """The optimisation's steps."""
+        return self.stylizer.steps()
+
+    def checkpoint(self):
+        """The run's state as a `tf.train.Checkpoint`."""
+        return self.stylizer.checkpoint()
+
+    def restore(self, path: str) -> None:
+        """Restores a checkpoint; anything unreadable becomes one line telling to start over."""
+        import tensorflow as tf
+
+        try:
+            self.stylizer.restore(path)
+        except StyleTransferError:
+            raise
+        except (tf.errors.OpError, ValueError, KeyError, AssertionError, IndexError) as error:
+            raise StyleTransferError(
+                f"checkpoint {printable(path)} cannot be restored ({one_line(error)}): run "
+                "without --resume to start over"
+            ) from None
+
+    def has_result(self) -> bool:
+        """Whether a finite step produced an image."""
+        return self.stylizer.best_image is not None
+
+    def save_result(self, path: pathlib.Path) -> None:
+        """Writes the best image at the output size, post-processed, atomically."""
+        images.save_image(self.stylizer.final_image(), path)
+
+    def save_intermediate(self, result, path: pathlib.Path) -> None:
+        """Writes the image of one step, atomically."""
+        images.save_image(self.stylizer.postprocess(result.image), path)
+
+    def intermediate_name(self, output: pathlib.Path, step: int) -> pathlib.Path:
+        """Where `--save-every` writes step `step`."""
+        return intermediate_image_name(output, step)
+
+    def progress_note(self, result) -> str:
+        """The scale, when there are several."""
+        if result.scale_count == 1:
+            return ""
+        return f"scale {result.scale_index + 1}/{result.scale_count}"
+
+    def hparams(self) -> dict:
+        """The settings as run, with what "auto" resolved to: scales, precision and seed."""
+        values = self.config.hparams()
+        values["scales"] = len(self.stylizer.scales)
+        values["precision"] = self.stylizer.precision
+        return values
+
+    def log_start(self, log) -> None:
+        """Command line, hparams and the input pictures."""
+        from tf_nst import summaries
+
+        log.text(summaries.COMMAND_LINE, 0, summaries.markdown_code_block(command_line()))
+        log.hparams(
+            self.hparams(), trial_id=log.run_directory.name, domains=choices_of(StyleConfig)
+        )
+        log.image(summaries.PICTURE_CONTENT, 0, self.stylizer.postprocess(self.content))
+        for index, style in enumerate(self.styles):
+            suffix = "" if index == 0 else f"_{index + 1}"
+            log.image(summaries.PICTURE_STYLE + suffix, 0, style)
+        log.flush()
+
+    def log_step(self, log, result, with_images: bool) -> None:
+        """The step's losses and timing; the current image when asked."""
+        from tf_nst import summaries
+
+        scale = self.stylizer.scales[result.scale_index]
+        log.scalars(
+            result.step,
+            summaries.stylize_step_scalars(
+                result, scale.long_side, final_scale=result.scale_index == result.scale_count - 1
+            ),
+        )
+        if with_images:
+            log.image(
+                summaries.PICTURE_CURRENT, result.step, self.stylizer.postprocess(result.image)
+            )
+
+    def log_end(self, log) -> None:
+        """The final image."""
+        from tf_nst import summaries
+
+        log.image(summaries.PICTURE_FINAL, self.step, self.stylizer.final_image())
+        log.flush()
+
+
+def load_stylize_inputs(content_path: str, style_paths: Sequence[str], init_path: str | None):
+    """Loads the content, style and init images as float RGB arrays."""
+    content = images.load_image(content_path)
+    styles = [images.load_image(path) for path in style_paths]
+    init_image = images.load_image(init_path) if init_path else None
+    return content, styles, init_image

@@ -1,0 +1,112 @@
+"""A run's checkpoints beside its output, through `tf.train.CheckpointManager`."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import pathlib
+import shutil
+
+from tf_nst.errors import StyleTransferError
+from tf_nst.run.outputs import CHECKPOINT_PREFIX, RUN_STATE, STATE_FORMAT, ResumeKey
+from tf_nst.text import one_line, printable
+
+
+class Checkpoints:
+    """This run's checkpoints in `OUTPUT.checkpoint/`, through `tf.train.CheckpointManager`.
+
+    The directory holds `run.json` (the settings and inputs a resume must match, written first)
+    and the manager's `checkpoint` index and `ckpt-STEP.*` files. The manager writes each save
+    completely before its index names it, and keeps one. A save cut short by a second signal is
+    removed by `discard_unfinished`. Only this run's directory, made by it or by the run it
+    resumes, is ever written to or cleaned.
+    """
+
+    def __init__(
+        self, directory: pathlib.Path, key: ResumeKey, run_name: str | None, resumed: bool
+    ):
+        self.directory = directory
+        self._key = key
+        self._run_name = run_name
+        self._ours = resumed  # a resumed run's directory was made by the run it continues
+        self._saved_step: int | None = None
+        self._writing: str | None = None
+
+    def save(self, job) -> None:
+        """Checkpoints `job` unless this step is saved already.
+
+        Raises:
+            StyleTransferError: If the checkpoint cannot be written.
+        """
+        if job.step == self._saved_step:
+            return
+        import tensorflow as tf
+
+        from tf_nst.images import atomic_write_bytes
+
+        try:
+            if not self.directory.is_dir():
+                self.directory.mkdir()
+                self._ours = True
+            if not (self.directory / RUN_STATE).is_file():
+                state = {
+                    "format": STATE_FORMAT,
+                    "kind": self._key.kind,
+                    "run_name": self._run_name,
+                    "settings": dict(self._key.settings),
+                    "inputs": dict(self._key.inputs),
+                }
+                atomic_write_bytes(json.dumps(state, indent=2).encode(), self.directory / RUN_STATE)
+            self._writing = f"{CHECKPOINT_PREFIX}-{job.step}"
+            manager = tf.train.CheckpointManager(
+                job.checkpoint(), str(self.directory), max_to_keep=1,
+                checkpoint_name=CHECKPOINT_PREFIX,
+            )  # fmt: skip
+            manager.save(checkpoint_number=job.step)
+        except (OSError, tf.errors.OpError, StyleTransferError) as error:
+            self.discard_unfinished()
+            raise StyleTransferError(
+                f"cannot write a checkpoint in {printable(str(self.directory))} "
+                f"({one_line(error)}): check the directory is writable and has space"
+            ) from None
+        self._writing = None
+        self._saved_step = job.step
+
+    @property
+    def saved_step(self) -> int | None:
+        """The step of this run's last complete checkpoint, if it wrote one."""
+        return self._saved_step
+
+    def discard_unfinished(self) -> None:
+        """Removes the files of a save that was cut short, before the index named them."""
+        writing, self._writing = self._writing, None
+        if writing is None or not self.directory.is_dir():
+            return
+        import tensorflow as tf
+
+        latest = tf.train.latest_checkpoint(str(self.directory))
+        if latest is not None and pathlib.Path(latest).name == writing:
+            return  # the index names it: the save is complete
+        for entry in self.directory.iterdir():
+            if entry.name.startswith((f"{writing}.", f"{writing}_temp")):
+                _remove(entry)
+
+    def remove(self) -> None:
+        """Deletes this run's checkpoint directory once the result is saved: only our files."""
+        if not self._ours or not self.directory.is_dir():
+            return
+        for entry in self.directory.iterdir():
+            if entry.name in (RUN_STATE, "checkpoint") or entry.name.startswith(
+                f"{CHECKPOINT_PREFIX}-"
+            ):
+                _remove(entry)
+        with contextlib.suppress(OSError):
+            self.directory.rmdir()  # only if nothing else is in it
+
+
+def _remove(entry: pathlib.Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            entry.unlink()

@@ -1,0 +1,155 @@
+"""The run's terminal side: signals, progress and messages on stderr."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import sys
+import threading
+import time
+
+SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+class SecondSignalError(BaseException):
+    """Raised in the main thread by a second signal: stop now.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` on the way (Keras
+    loading weights, say) can swallow it.
+    """
+
+
+class SignalHandler:
+    """Turns the first SIGINT/SIGTERM/SIGHUP into a request to stop, the second into exit.
+
+    The first signal only sets `signal_name`; the loop stops after the current step and the
+    caller saves. The second raises `SecondSignalError` wherever the main thread is, and from
+    then on further signals are ignored so that the clean-up cannot itself be cut short.
+    Outside the main thread (where Python cannot install handlers) it does nothing.
+    """
+
+    def __init__(self):
+        self.signal_name: str | None = None
+        self.exit_status = 0
+        self._previous = {}
+
+    def __enter__(self) -> SignalHandler:
+        if threading.current_thread() is threading.main_thread():
+            for number in SIGNALS:
+                self._previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _handle(self, number, frame) -> None:
+        del frame
+        if self.signal_name:
+            for other in self._previous:
+                signal.signal(other, signal.SIG_IGN)
+            raise SecondSignalError
+        self.exit_status = 128 + number
+        self.signal_name = signal.Signals(number).name
+
+
+class Console:
+    """The run's lines on stderr: progress, notes, warnings.
+
+    A closed pipe or terminal stops the lines, never the run.
+
+    Keras' `Progbar` was tried and is not used: it writes to stdout, its ETA assumes every step
+    costs the same (a coarse-to-fine step costs a quarter of the next scale's) and ignores the
+    time limit, and a closed pipe makes it raise.
+    """
+
+    BAR_WIDTH = 24
+    # Without a terminal, a progress line at most this often (seconds), so logs stay readable.
+    PLAIN_INTERVAL = 10.0
+
+    def __init__(self, stream=None, quiet: bool = False, time_limit: float | None = None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.quiet = quiet
+        self.time_limit = time_limit
+        self._broken = False
+        try:
+            self.terminal = self.stream.isatty()
+        except (OSError, ValueError):
+            self.terminal = False
+        self._last_plain = 0.0
+        self._bar_open = False
+
+    def note(self, message: str) -> None:
+        """A `tf-nst: ...` line, unless quiet."""
+        if not self.quiet:
+            self._line(f"tf-nst: {message}")
+
+    def warn(self, message: str) -> None:
+        """A `tf-nst: warning: ...` line, even when quiet."""
+        self._line(f"tf-nst: warning: {message}")
+
+    def final(self, message: str) -> None:
+        """The run's last line, even when quiet."""
+        self._line(message)
+
+    def progress(self, result, note: str = "") -> None:
+        """Shows one step's progress: a bar on a terminal, a plain line every few seconds."""
+        if self.quiet:
+            return
+        now = time.monotonic()
+        done = result.step >= result.total_steps
+        if not self.terminal and not done and now - self._last_plain < self.PLAIN_INTERVAL:
+            return
+        self._last_plain = now
+        filled = int(self.BAR_WIDTH * min(1.0, result.progress))
+        bar = "#" * filled + "." * (self.BAR_WIDTH - filled)
+        eta = result.elapsed_seconds * (1 - result.progress) / max(result.progress, 1e-9)
+        if self.time_limit is not None:
+            eta = min(eta, max(0.0, self.time_limit - result.elapsed_seconds))
+        line = (
+            f"[{bar}] {result.progress:4.0%} step {result.step}/{result.total_steps}"
+            f"{' ' + note if note else ''} loss {result.loss:.4g} best {result.best_loss:.4g} "
+            f"ETA {clock(eta)}"
+        )
+        if self.terminal:
+            self._write("\r" + line + "\033[K")
+            self._bar_open = True
+        else:
+            self._write(line + "\n")
+
+    def _line(self, text: str) -> None:
+        if self._bar_open:
+            self._write("\n")
+            self._bar_open = False
+        self._write(text + "\n")
+
+    def _write(self, text: str) -> None:
+        if self._broken:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            # The pipe or terminal is gone (`| head`, a closed window). Point stderr at
+            # /dev/null so that Python's own flush at exit cannot fail either.
+            self._broken = True
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.stream.fileno())
+                os.close(devnull)
+
+
+def clock(seconds: float) -> str:
+    """Seconds as M:SS or H:MM:SS."""
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def command_line() -> str:
+    """The command line of this process, as a shell would take it."""
+    return shlex.join([os.path.basename(sys.argv[0]), *sys.argv[1:]])

@@ -1,0 +1,250 @@
+"""The paths a long job writes, checked before anything is written, and the resume check.
+
+Everything here runs before TensorFlow is imported, except reading a checkpoint's index on
+`--resume`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from tf_nst.config import OutputOptions
+from tf_nst.errors import StyleTransferError
+from tf_nst.text import one_line, printable
+
+CHECKPOINT_SUFFIX = ".checkpoint"
+RUN_STATE = "run.json"
+CHECKPOINT_PREFIX = "ckpt"
+STATE_FORMAT = "tf_nst-checkpoint/2"
+# The longest file name most file systems allow (NAME_MAX).
+NAME_MAX = 255
+# `images._atomic_file` writes `.NAME.XXXXXXXX.tmp` beside NAME first.
+TEMPORARY_NAME_EXTRA = len(".") + len(".12345678.tmp")
+
+
+@dataclasses.dataclass(frozen=True)
+class ResumeKey:
+    """What a checkpoint must match to be resumed: the job's kind, settings and input digests."""
+
+    kind: str
+    settings: Mapping[str, Any]
+    inputs: Mapping[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputPlan:
+    """The paths a run will write, checked up front by `check_outputs`."""
+
+    output: pathlib.Path
+    checkpoint_directory: pathlib.Path
+    logdir: pathlib.Path
+    run_name: str | None
+    resume_state: dict | None
+
+
+def checkpoint_directory_for(output: str | os.PathLike) -> pathlib.Path:
+    """Returns `OUT.png.checkpoint/` beside `OUT.png`.
+
+    The whole name, suffix included, so that `res.png` and `res.jpg` never share a checkpoint.
+    """
+    output = pathlib.Path(os.path.abspath(output))
+    return output.with_name(output.name + CHECKPOINT_SUFFIX)
+
+
+def check_outputs(
+    options: OutputOptions,
+    resume_key: ResumeKey,
+    intermediate_names: Callable[[pathlib.Path], list[pathlib.Path]] = lambda output: [],
+) -> OutputPlan:
+    """Checks every path a run will write, before anything is written.
+
+    The output itself is checked by the job's kind (an image file or a model directory); this
+    checks the rest and the name lengths: the checkpoint directory, the numbered intermediates,
+    the log directory and the run name.
+
+    Args:
+        options: The output settings.
+        resume_key: The job's settings and inputs, compared with a checkpoint on `--resume`.
+        intermediate_names: The numbered intermediates the run would write, given the output.
+
+    Returns:
+        The resolved paths, and on `--resume` the checkpoint's state.
+
+    Raises:
+        StyleTransferError: If a path is too long, blocked by a file or folder this run did not
+            make, or (on `--resume`) the checkpoint is missing or belongs to other settings.
+    """
+    output = pathlib.Path(os.path.abspath(options.output))
+    _check_name_length(output.name, TEMPORARY_NAME_EXTRA, "output")
+    if output.is_symlink():
+        raise StyleTransferError(
+            f"output {printable(options.output)} is a symbolic link: give the path of the file "
+            "itself, or a new name"
+        )
+    checkpoint_directory = checkpoint_directory_for(output)
+    _check_name_length(checkpoint_directory.name, 0, "checkpoint directory")
+    resume_state = None
+    if options.resume:
+        resume_state = read_resume_state(checkpoint_directory, resume_key)
+    elif os.path.lexists(checkpoint_directory):
+        if checkpoint_directory.is_dir() and (checkpoint_directory / RUN_STATE).is_file():
+            raise StyleTransferError(
+                f"{printable(str(checkpoint_directory))} holds the checkpoint of an interrupted "
+                "run: add --resume to continue it, or delete it to start over"
+            )
+        raise StyleTransferError(
+            f"{printable(str(checkpoint_directory))} is in the way of this run's checkpoint "
+            "and is not ours: move it, or choose another output name"
+        )
+    first_step = int(resume_state["step"]) if resume_state else 0
+    for path in intermediate_names(output):
+        _check_name_length(path.name, TEMPORARY_NAME_EXTRA, "intermediate")
+        step = _step_of(path)
+        if step is not None and step <= first_step:
+            continue
+        if os.path.lexists(path):
+            raise StyleTransferError(
+                f"--save-every would write {printable(str(path))}, which exists already: move it, "
+                "choose another output name, or drop --save-every"
+            )
+    logdir = pathlib.Path(os.path.abspath(options.logdir))
+    _check_directory_path(logdir, "--logdir")
+    run_name = options.run_name
+    if resume_state is not None:
+        run_name = resume_state["run_name"]
+    if run_name is not None:
+        _check_run_name(run_name)
+        run_directory = logdir / run_name
+        if os.path.lexists(run_directory) and not run_directory.is_dir():
+            raise StyleTransferError(
+                f"the TensorBoard run {printable(str(run_directory))} is blocked by a file: "
+                "move it, or pass another --run-name"
+            )
+    return OutputPlan(output, checkpoint_directory, logdir, run_name, resume_state)
+
+
+def _check_name_length(name: str, extra: int, what: str) -> None:
+    if len(os.fsencode(name)) + extra > NAME_MAX:
+        raise StyleTransferError(
+            f"the {what} name {printable(name[:40])}... is {len(os.fsencode(name))} bytes long; "
+            f"with what this run adds it must stay under {NAME_MAX - extra + 1}: "
+            "choose a shorter name"
+        )
+
+
+def _check_run_name(run_name: str) -> None:
+    separators = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
+    if (
+        not run_name
+        or run_name in (".", "..")
+        or any(separator in run_name for separator in separators)
+        or not run_name.isprintable()
+    ):
+        raise StyleTransferError(
+            f"--run-name {printable(run_name)!r} is not a plain directory name: use a name "
+            "without '/', '\\' or control characters"
+        )
+    # "-2", "-3", ... may be added when the name is taken.
+    _check_name_length(run_name, len("-999"), "--run-name")
+
+
+def _check_directory_path(directory: pathlib.Path, option: str) -> None:
+    """Refuses a directory path that is a file, lies under a file, or cannot be created."""
+    for part_name in directory.parts:
+        _check_name_length(part_name, 0, option)
+    existing = next(part for part in (directory, *directory.parents) if os.path.lexists(part))
+    if not existing.is_dir():
+        blocker = "is a file" if existing == directory else f"is under the file {existing}"
+        raise StyleTransferError(
+            f"{option} {printable(str(directory))} {blocker}: pass a directory"
+        )
+    if existing != directory and not os.access(existing, os.W_OK | os.X_OK):
+        raise StyleTransferError(
+            f"{option} {printable(str(directory))} cannot be created in "
+            f"{printable(str(existing))} (not writable): pass a writable directory"
+        )
+
+
+def _step_of(path: pathlib.Path) -> int | None:
+    digits = path.stem.rsplit("_", 1)[-1]
+    return int(digits) if digits.isdigit() else None
+
+
+def read_resume_state(directory: pathlib.Path, key: ResumeKey) -> dict:
+    """Reads the checkpoint state in `directory` and checks that it belongs to `key`.
+
+    Returns:
+        The state: `step`, `run_name`, and `checkpoint`, the path of the latest checkpoint.
+
+    Raises:
+        StyleTransferError: If there is nothing to resume, the state is unreadable, or the
+            settings or inputs differ from the interrupted run's.
+    """
+    state_path = directory / RUN_STATE
+    label = printable(str(directory))
+    if not state_path.is_file():
+        raise StyleTransferError(
+            f"nothing to resume: no checkpoint in {label}; run without --resume (or give the "
+            "-o/--output of the interrupted run)"
+        )
+    try:
+        state = json.loads(state_path.read_text())
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise ValueError("not a tf_nst checkpoint state, or one of an older version")
+        for name, kind in (("settings", dict), ("inputs", dict), ("kind", str)):
+            if not isinstance(state.get(name), kind):
+                raise ValueError(f"{name} is missing")
+        if not isinstance(state.get("run_name"), (str, type(None))):
+            raise ValueError("run_name is malformed")
+    except (OSError, ValueError) as error:
+        raise StyleTransferError(
+            f"checkpoint state {printable(str(state_path))} is unreadable ({one_line(error)}): "
+            "run without --resume to start over"
+        ) from None
+    if state["kind"] != key.kind:
+        raise StyleTransferError(
+            f"{label} is the checkpoint of a {state['kind']} run, not of {key.kind}: run "
+            "without --resume, or give the output of the interrupted run"
+        )
+    latest = _latest_checkpoint(directory)
+    if latest is None:
+        raise StyleTransferError(
+            f"the checkpoint in {label} is incomplete (no finished save): run without --resume "
+            "to start over"
+        )
+    changed = [
+        f"--{name.replace('_', '-')} (was {state['settings'].get(name)}, now {value})"
+        for name, value in key.settings.items()
+        if str(state["settings"].get(name)) != str(value)
+    ]
+    changed += [
+        f"{name.upper()} (a different file)"
+        for name, digest in key.inputs.items()
+        if state["inputs"].get(name) != digest
+    ]
+    if changed:
+        raise StyleTransferError(
+            "--resume needs the settings and inputs of the interrupted run, but these differ: "
+            + ", ".join(changed)
+            + "; use the old ones, or run without --resume to start over"
+        )
+    return {**state, "checkpoint": latest, "step": _checkpoint_step(latest)}
+
+
+def _latest_checkpoint(directory: pathlib.Path) -> str | None:
+    # CheckpointManager's state file names the last complete save; reading it needs TensorFlow.
+    import tensorflow as tf
+
+    latest = tf.train.latest_checkpoint(str(directory))
+    if latest is None or not pathlib.Path(latest + ".index").is_file():
+        return None
+    return latest
+
+
+def _checkpoint_step(path: str) -> int:
+    return int(path.rsplit("-", 1)[-1])
