@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import signal
 import subprocess
 import sys
@@ -58,6 +59,17 @@ def stylize_arguments(pair, vgg16_weights) -> list[str]:
     ]
 
 
+def checkpoint_files(directory: pathlib.Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir())
+
+
+def checkpoint_files_at(step: int) -> list[str]:
+    """What a checkpoint folder holds after a complete save at `step`, and nothing else."""
+    return sorted(
+        ["checkpoint", f"ckpt-{step}.data-00000-of-00001", f"ckpt-{step}.index", "run.json"]
+    )
+
+
 def start(workdir: pathlib.Path, arguments: list[str]) -> subprocess.Popen:
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     return subprocess.Popen(
@@ -94,11 +106,11 @@ def check_saved_on_signal(stderr, status, expected_status, name, workdir, size) 
     assert status == expected_status, stderr
     assert "Traceback" not in stderr
     output = workdir / "out.png"
-    checkpoint = workdir / "out.checkpoint"
+    checkpoint = workdir / "out.png.checkpoint"
     message = [line for line in cli_lines(stderr) if "received" in line]
     assert len(message) == 1, stderr
     for fragment in (
-        f"tf-nst: {name} received: saved the best image",
+        f"tf-nst: {name} received: saved the best result",
         f"to {output.resolve()} and a checkpoint to {checkpoint.resolve()}",
         "plus --resume",
     ):
@@ -110,14 +122,12 @@ def check_saved_on_signal(stderr, status, expected_status, name, workdir, size) 
     with Image.open(output) as image:
         assert image.size == size
     # The checkpoint is at exactly that step, complete, and nothing else is left over.
-    state = json.loads((checkpoint / "run.json").read_text())
-    assert state["step"] == step
-    assert (checkpoint / f"{state['checkpoint']}.index").is_file()
-    assert (checkpoint / f"{state['checkpoint']}.data-00000-of-00001").is_file()
+    assert checkpoint_files(checkpoint) == checkpoint_files_at(step)
     assert leftovers(workdir) == []
     # TensorBoard was flushed: every step up to the last is in the one run directory.
     (run_directory,) = run_directories(workdir / "logs")
-    assert state["run_directory"] == str(run_directory.resolve())
+    state = json.loads((checkpoint / "run.json").read_text())
+    assert state["run_name"] == run_directory.name
     assert logged_steps(run_directory) == list(range(1, step + 1))
     return step
 
@@ -155,35 +165,35 @@ def test_second_sigint_exits_at_once_without_partial_files(stylize_arguments, tm
     assert leftovers(tmp_path) == []
     with Image.open(tmp_path / "out.png") as image:
         image.verify()
-    checkpoint = tmp_path / "out.checkpoint"
-    if checkpoint.exists():  # only complete checkpoints, named by run.json
-        state = json.loads((checkpoint / "run.json").read_text())
-        assert sorted(path.name for path in checkpoint.iterdir()) == [
-            f"{state['checkpoint']}.data-00000-of-00001",
-            f"{state['checkpoint']}.index",
-            "run.json",
-        ]
+    checkpoint = tmp_path / "out.png.checkpoint"
+    if (checkpoint / "checkpoint").exists():  # only complete checkpoints, named by the index
+        index = (checkpoint / "checkpoint").read_text()
+        step = int(re.search(r'model_checkpoint_path: "ckpt-(\d+)"', index).group(1))
+        assert checkpoint_files(checkpoint) == checkpoint_files_at(step)
 
 
 def test_second_signal_while_checkpointing_removes_the_unfinished_checkpoint(
     stylize_arguments, tmp_path, monkeypatch, capsys
 ):
     # Deterministic twin of the test above, in-process: the first SIGINT arrives after step 2,
-    # the second after the checkpoint's files were written but before run.json names them.
-    from tf_nst import cli, images
+    # the second after the checkpoint's files were written but before its index names them.
+    import tensorflow as tf
 
-    def update(self, result):
+    from tf_nst import cli, run
+
+    def progress(self, result, note=""):
         if result.step == 2:
             os.kill(os.getpid(), signal.SIGINT)
 
-    atomic_write_bytes = images.atomic_write_bytes
+    # The manager records a save in its index only after the files are complete.
+    record_state = tf.train.CheckpointManager._record_state
 
-    def interrupted_write(data, path):
+    def interrupted_record_state(self):
         os.kill(os.getpid(), signal.SIGINT)
-        atomic_write_bytes(data, path)
+        return record_state(self)
 
-    monkeypatch.setattr(cli.ProgressBar, "update", update)
-    monkeypatch.setattr(images, "atomic_write_bytes", interrupted_write)
+    monkeypatch.setattr(run.Console, "progress", progress)
+    monkeypatch.setattr(tf.train.CheckpointManager, "_record_state", interrupted_record_state)
     monkeypatch.chdir(tmp_path)
     handler_before = signal.getsignal(signal.SIGINT)
 
@@ -194,7 +204,8 @@ def test_second_signal_while_checkpointing_removes_the_unfinished_checkpoint(
     assert signal.getsignal(signal.SIGINT) is handler_before
     with Image.open(tmp_path / "out.png") as image:  # saved before the checkpoint began
         image.verify()
-    assert not (tmp_path / "out.checkpoint").exists()
+    # The cut-short checkpoint is gone, and with it the folder this run had made for it.
+    assert not (tmp_path / "out.png.checkpoint").exists()
     assert leftovers(tmp_path) == []
 
 
@@ -208,7 +219,7 @@ def test_resume_after_sigterm_ends_with_the_image_of_an_uninterrupted_run(
     # Both runs at once, to halve the wall time; they share nothing but the inputs.
     uninterrupted = start(straight, [*stylize_arguments, *settings])
     interrupted = start(resumed, [*stylize_arguments, *settings, "--checkpoint-every", "2"])
-    wait_for(resumed / "out.checkpoint" / "run.json", interrupted)
+    wait_for(resumed / "out.png.checkpoint" / "checkpoint", interrupted)
     interrupted.send_signal(signal.SIGTERM)
     stderr = finish(interrupted)
     # The interrupt checkpoint holds the exact step reached, whatever step that was.
@@ -260,7 +271,7 @@ def test_non_finite_loss_stops_and_saves_the_best_finite_image(stylize_arguments
     assert "Traceback" not in result.stderr
     (line,) = cli_lines(result.stderr)
     assert line.startswith("tf-nst: stopped: non-finite loss or gradient at step ")
-    assert "saved the best finite image" in line
+    assert "saved the best finite result" in line
     assert "lower --learning-rate or the loss weights" in line
     # The saved image is the best finite one: from content init, still close to the content.
     output = np.asarray(Image.open(tmp_path / "out.png").convert("RGB"), np.float32)

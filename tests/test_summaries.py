@@ -175,7 +175,7 @@ def test_hparams_plugin_data_lists_settings_and_metrics(tmp_path):
         content[hparams_metadata.EXPERIMENT_TAG]
     )
     assert {info.name for info in experiment.hparam_infos} == set(settings)
-    assert [info.name.tag for info in experiment.metric_infos] == ["loss/final", "loss/best"]
+    assert [info.name.tag for info in experiment.metric_infos] == ["loss/best", "loss/total"]
 
     start_info = hparams_metadata.parse_session_start_info_plugin_data(
         content[hparams_metadata.SESSION_START_INFO_TAG]
@@ -184,7 +184,7 @@ def test_hparams_plugin_data_lists_settings_and_metrics(tmp_path):
     assert start_info.hparams["size"].number_value == settings["size"]
     assert start_info.hparams["backbone"].string_value == settings["backbone"]
     assert start_info.hparams["jit"].bool_value is settings["jit"]
-    assert start_info.hparams["style_layers"].string_value == settings["style_layers"]
+    assert start_info.hparams["style_layers"].string_value == ",".join(settings["style_layers"])
 
 
 def test_hparams_values_tensorboard_cannot_store_become_strings(tmp_path):

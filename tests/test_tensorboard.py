@@ -2,10 +2,12 @@
 
 Starts the `tensorboard` program on a free loopback port against the log directory of a finished
 run and asks its HTTP data API (the same one the dashboards use) for every piece the product
-promises: the run, its loss scalars, its images, its command line and its hparams with the
-`loss/final` and `loss/best` metrics. Only 127.0.0.1 is ever contacted.
+promises: the run, its loss scalars with descriptions, its pictures, its command line, and its
+hparams with types, resolved values, the `loss/best` and `loss/total` metrics and the run's
+status. Only 127.0.0.1 is ever contacted.
 
-The run is a real, small `tf-nst stylize` on the bundled example with the shared VGG16 weights.
+The run is a real, small two-scale `tf-nst stylize` on the bundled example with the shared VGG16
+weights.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ from tf_nst.config import StyleConfig
 pytestmark = pytest.mark.slow
 
 COMMAND_LINE_TAG = "run/command_line"
-IMAGE_TAGS = ("images/current", "images/content", "images/style", "images/final")
+IMAGE_TAGS = ("pictures/current", "pictures/content", "pictures/style", "pictures/final")
+STEPS = 8
 
 _STARTUP_TIMEOUT_SECONDS = 60.0
 _REQUEST_TIMEOUT_SECONDS = 10.0
@@ -49,7 +52,8 @@ def finished_run(tmp_path_factory, vgg16_weights) -> tuple[pathlib.Path, str]:
     logdir = directory / "logs"
     completed = run_cli(
         "stylize", "--example", "-o", directory / "out.png", "--backbone", "vgg16",
-        "--weights", vgg16_weights, "--size", 48, "--steps", 4, "--image-every", 2,
+        "--weights", vgg16_weights, "--size", 64, "--scales", 2, "--steps", STEPS,
+        "--image-every", 2, "--optimizer", "adam",
         "--logdir", logdir, "--run-name", "stylize-e2e", "--quiet",
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr
@@ -192,14 +196,22 @@ def test_run_is_listed(tensorboard, finished_run):
     assert run_name in tensorboard.get_json("/data/runs")
 
 
-def test_loss_scalar_tags_are_listed(tensorboard, finished_run):
+def test_loss_scalar_tags_are_listed_once_each_with_descriptions(tensorboard, finished_run):
     _, run_name = finished_run
 
-    tags = set(tensorboard.get_json("/data/plugin/scalars/tags")[run_name])
+    tags = tensorboard.get_json("/data/plugin/scalars/tags")[run_name]
 
-    assert {"loss/total", "loss/best", "loss/final"} <= tags
+    assert {"loss/total", "loss/best", "loss/working_long_side", "loss/style"} <= set(tags)
     assert any(tag.startswith("loss/style/") for tag in tags), sorted(tags)
-    assert any(tag.startswith("loss/content/") for tag in tags), sorted(tags)
+    assert "loss/content/block4_conv2" in tags
+    # No chart duplicates another: one content layer means no separate content total, and the
+    # final loss is the last point of loss/total, not a chart of its own.
+    assert "loss/content" not in tags and "loss/final" not in tags
+    for tag in ("loss/total", "loss/best", "loss/working_long_side", "time/step_seconds"):
+        assert tags[tag]["description"], tag
+    # The Time Series dashboard sorts groups alphabetically: the losses come first.
+    groups = sorted({tag.split("/")[0] for tag in tags} | {tag.split("/")[0] for tag in IMAGE_TAGS})
+    assert groups[0] == "loss", groups
 
 
 def test_total_loss_has_numeric_values(tensorboard, finished_run):
@@ -207,20 +219,25 @@ def test_total_loss_has_numeric_values(tensorboard, finished_run):
 
     series = tensorboard.get_json("/data/plugin/scalars/scalars", run=run_name, tag="loss/total")
 
-    assert series, "no loss/total values"
     # Each point is [wall_time, step, value].
-    steps = [step for _, step, _ in series]
-    assert steps == sorted(steps)
+    assert [step for _, step, _ in series] == list(range(1, STEPS + 1))
     for _, _, value in series:
         assert isinstance(value, (int, float)) and math.isfinite(value), series
 
 
-def test_best_and_final_loss_are_numeric(tensorboard, finished_run):
+def test_best_loss_starts_at_the_final_scale_and_never_rises(tensorboard, finished_run):
     _, run_name = finished_run
 
-    for tag in ("loss/best", "loss/final"):
-        series = tensorboard.get_json("/data/plugin/scalars/scalars", run=run_name, tag=tag)
-        assert series and all(math.isfinite(value) for _, _, value in series), (tag, series)
+    def series(tag):
+        points = tensorboard.get_json("/data/plugin/scalars/scalars", run=run_name, tag=tag)
+        return {step: value for _, step, value in points}
+
+    sizes, best = series("loss/working_long_side"), series("loss/best")
+    assert sorted(set(sizes.values())) == [32, 64]
+    final_scale_steps = [step for step, size in sizes.items() if size == 64]
+    assert sorted(best) == final_scale_steps
+    values = [best[step] for step in sorted(best)]
+    assert all(later <= earlier for earlier, later in zip(values, values[1:], strict=False))
 
 
 def test_image_tags_are_listed(tensorboard, finished_run):
@@ -231,11 +248,24 @@ def test_image_tags_are_listed(tensorboard, finished_run):
     assert set(IMAGE_TAGS) <= set(tags), sorted(tags)
 
 
+def test_last_current_picture_is_not_a_copy_of_the_final_one(tensorboard, finished_run):
+    _, run_name = finished_run
+
+    def steps(tag):
+        entries = tensorboard.get_json(
+            "/data/plugin/images/images", run=run_name, tag=tag, sample=0
+        )
+        return [entry["step"] for entry in entries]
+
+    assert steps("pictures/current") == list(range(2, STEPS, 2))
+    assert steps("pictures/final") == [STEPS]
+
+
 def test_final_image_is_served_as_png(tensorboard, finished_run):
     _, run_name = finished_run
 
     entries = tensorboard.get_json(
-        "/data/plugin/images/images", run=run_name, tag="images/final", sample=0
+        "/data/plugin/images/images", run=run_name, tag="pictures/final", sample=0
     )
     png = tensorboard.get_bytes(f"/data/plugin/images/individualImage?{entries[-1]['query']}")
 
@@ -251,16 +281,22 @@ def test_command_line_is_shown_as_code(tensorboard, finished_run):
     assert entries and "<code>" in entries[0]["text"] and "stylize" in entries[0]["text"]
 
 
-def test_hparams_experiment_lists_settings_and_metrics(tensorboard):
+def test_hparams_have_types_domains_and_the_key_settings_first(tensorboard):
     experiment = tensorboard.post_json("/data/plugin/hparams/experiment", {"experimentName": ""})
 
-    hparam_names = {info["name"] for info in experiment["hparamInfos"]}
-    assert set(StyleConfig().hparams()) <= hparam_names
+    infos = {info["name"]: info for info in experiment["hparamInfos"]}
+    assert set(StyleConfig().hparams()) <= set(infos)
+    assert all(info.get("type", "DATA_TYPE_UNSET") != "DATA_TYPE_UNSET" for info in infos.values())
+    assert infos["optimizer"]["domainDiscrete"] == ["adam", "lbfgs"]
+    assert infos["jit"]["type"] == "DATA_TYPE_BOOL"
+    assert infos["size"]["type"] == "DATA_TYPE_FLOAT64"
+    names = [info["name"] for info in experiment["hparamInfos"]]
+    assert names[:4] == ["style_weight", "size", "steps", "optimizer"]
     metric_tags = {info["name"]["tag"] for info in experiment["metricInfos"]}
-    assert metric_tags == {"loss/final", "loss/best"}
+    assert metric_tags == {"loss/best", "loss/total"}
 
 
-def test_hparams_session_shows_settings_against_metrics(tensorboard, finished_run):
+def test_hparams_session_records_resolved_values_metrics_and_success(tensorboard, finished_run):
     _, run_name = finished_run
 
     reply = tensorboard.post_json(
@@ -286,8 +322,14 @@ def test_hparams_session_shows_settings_against_metrics(tensorboard, finished_ru
     ]
     assert len(groups) == 1, reply
     [group] = groups
-    assert set(StyleConfig().hparams()) <= set(group["hparams"])
+    values = group["hparams"]
+    assert set(StyleConfig().hparams()) <= set(values)
+    # What "auto" and "none" resolved to, so the run can be repeated from the dashboard.
+    assert values["scales"] == 2
+    assert values["precision"] in ("fp32", "bf16")
+    assert isinstance(values["seed"], (int, float)) and values["seed"] >= 0
+    [session] = group["sessions"]
+    assert session["status"] == "STATUS_SUCCESS"
     metrics = {value["name"]["tag"]: value["value"] for value in group["metricValues"]}
-    assert set(metrics) == {"loss/final", "loss/best"}
+    assert set(metrics) == {"loss/best", "loss/total"}
     assert all(math.isfinite(value) for value in metrics.values()), metrics
-    assert metrics["loss/best"] <= metrics["loss/final"]

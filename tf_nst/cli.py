@@ -116,8 +116,20 @@ def markdown_options_table(config_class, defaults=None) -> str:
             help_text, _, shown = help_text.partition(" (default: ")
             shown = shown.rstrip(")")
         flag = "--" + field.name.replace("_", "-")
-        rows.append(f"| `{flag}` | {shown} | {help_text[0].upper() + help_text[1:]}. |")
+        rows.append(f"| `{flag}` | {shown} | {help_text}. |")
     return "\n".join(rows)
+
+
+def readme_tables() -> str:
+    """The README's options tables for `stylize`, as markdown."""
+    return "\n\n".join(
+        [
+            "Settings of the stylization (`StyleConfig`):",
+            markdown_options_table(StyleConfig),
+            "Outputs (`OutputOptions`; `-o` is `--output`):",
+            markdown_options_table(OutputOptions),
+        ]
+    )
 
 
 # --- the parser ---------------------------------------------------------------------------------
@@ -246,7 +258,7 @@ def _import_tensorflow(verbose: bool) -> None:
 def run_stylize(arguments: argparse.Namespace) -> int:
     """Checks everything a user can get wrong, cheapest first, then runs the stylization."""
     from tf_nst import images, run
-    from tf_nst.jobs import StylizeJob, intermediate_image_name, stylize_resume_key
+    from tf_nst.jobs import StylizeJob, stylize_resume_key
     from tf_nst.weights_file import check_weights_file
 
     config = from_arguments(StyleConfig, arguments)
@@ -254,30 +266,23 @@ def run_stylize(arguments: argparse.Namespace) -> int:
     content_path, style_paths = _stylize_inputs(arguments)
     config.normalized_style_blend(len(style_paths))
     init_path = None if config.init in INITS else config.init
+    if init_path is not None and not os.path.exists(init_path):
+        raise StyleTransferError(
+            f"`init` {printable(init_path)!r} is neither content, noise, style nor an existing "
+            "image file: pass one of those words or the path of an image"
+        )
     input_paths = [content_path, *style_paths] + ([init_path] if init_path else [])
-    output = images.check_output_path(options.output, input_paths)
+    images.check_output_path(options.output, input_paths)
     check_weights_file(config.weights, config.backbone)
-    key = stylize_resume_key(config, content_path, style_paths)
-    plan = run.check_outputs(
-        options,
-        key,
-        lambda path: (
-            [
-                intermediate_image_name(path, step)
-                for step in range(options.save_every, config.steps + 1, options.save_every or 1)
-            ]
-            if options.save_every
-            else []
-        ),
-    )
     content = images.load_image(content_path)
     styles = [images.load_image(path) for path in style_paths]
     init_image = images.load_image(init_path) if init_path else None
+    key = stylize_resume_key(config, content_path, style_paths)
+    plan = run.check_outputs(options, key, _intermediates(options, config.steps))
 
     _import_tensorflow(verbose=arguments.debug)
     console = run.Console(quiet=options.quiet, time_limit=config.time_limit)
     _check_layers_sizes_and_memory(config, content, styles, content_path, style_paths, console)
-    del output  # checked above; the plan holds the resolved path
     with run.SignalHandler() as interrupts:
         try:
             job = StylizeJob(content, styles, config, init_image=init_image)
@@ -291,8 +296,23 @@ def run_stylize(arguments: argparse.Namespace) -> int:
                 "tf-nst: stopped at once by a second signal before the first step; nothing was "
                 "saved",
             )
-    console.final(outcome.message)
+    if outcome.note:
+        console.note(outcome.message.removeprefix("tf-nst: "))
+    else:
+        console.final(outcome.message)
     return outcome.status
+
+
+def _intermediates(options: OutputOptions, steps: int):
+    """The numbered intermediates `--save-every` would write, given the output path."""
+    from tf_nst.jobs import intermediate_image_name
+
+    if not options.save_every:
+        return lambda output: []
+    return lambda output: [
+        intermediate_image_name(output, step)
+        for step in range(options.save_every, steps + 1, options.save_every)
+    ]
 
 
 def _stylize_inputs(arguments) -> tuple[str, list[str]]:

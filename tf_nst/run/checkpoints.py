@@ -8,7 +8,13 @@ import pathlib
 import shutil
 
 from tf_nst.errors import StyleTransferError
-from tf_nst.run.outputs import CHECKPOINT_PREFIX, RUN_STATE, STATE_FORMAT, ResumeKey
+from tf_nst.run.outputs import (
+    CHECKPOINT_PREFIX,
+    RUN_STATE,
+    STATE_FORMAT,
+    ResumeKey,
+    latest_checkpoint,
+)
 from tf_nst.text import one_line, printable
 
 
@@ -78,18 +84,21 @@ class Checkpoints:
         return self._saved_step
 
     def discard_unfinished(self) -> None:
-        """Removes the files of a save that was cut short, before the index named them."""
+        """Removes the files of a save that was cut short, before the index named them.
+
+        If that leaves no complete checkpoint in a folder this run made, the folder goes too.
+        """
         writing, self._writing = self._writing, None
         if writing is None or not self.directory.is_dir():
             return
-        import tensorflow as tf
-
-        latest = tf.train.latest_checkpoint(str(self.directory))
+        latest = latest_checkpoint(self.directory)
         if latest is not None and pathlib.Path(latest).name == writing:
             return  # the index names it: the save is complete
         for entry in self.directory.iterdir():
             if entry.name.startswith((f"{writing}.", f"{writing}_temp")):
                 _remove(entry)
+        if latest is None:
+            self.remove()
 
     def remove(self) -> None:
         """Deletes this run's checkpoint directory once the result is saved: only our files."""

@@ -74,6 +74,7 @@ class Outcome:
 
     status: int
     message: str
+    note: bool = False  # a success, which `--quiet` does not print
 
 
 class SideOutput:
@@ -324,7 +325,7 @@ def _finish(job, plan, console, interrupts, checkpoints, log, tensorboard) -> Ou
             f"to {output}{checkpoint_note}",
         )
     reason = " (time limit reached)" if job.stop_reason == "time limit" else ""
-    return Outcome(0, f"tf-nst: saved {output}{reason}: {best} {steps}")
+    return Outcome(0, f"tf-nst: saved {output}{reason}: {best} {steps}", note=True)
 
 
 def _nothing_saved(interrupts: SignalHandler, when: str) -> Outcome:

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -211,7 +212,7 @@ def read_resume_state(directory: pathlib.Path, key: ResumeKey) -> dict:
             f"{label} is the checkpoint of a {state['kind']} run, not of {key.kind}: run "
             "without --resume, or give the output of the interrupted run"
         )
-    latest = _latest_checkpoint(directory)
+    latest = latest_checkpoint(directory)
     if latest is None:
         raise StyleTransferError(
             f"the checkpoint in {label} is incomplete (no finished save): run without --resume "
@@ -236,14 +237,23 @@ def read_resume_state(directory: pathlib.Path, key: ResumeKey) -> dict:
     return {**state, "checkpoint": latest, "step": _checkpoint_step(latest)}
 
 
-def _latest_checkpoint(directory: pathlib.Path) -> str | None:
-    # CheckpointManager's state file names the last complete save; reading it needs TensorFlow.
-    import tensorflow as tf
+def latest_checkpoint(directory: pathlib.Path) -> str | None:
+    """The last complete save that CheckpointManager's index (`checkpoint`) names, if any.
 
-    latest = tf.train.latest_checkpoint(str(directory))
-    if latest is None or not pathlib.Path(latest + ".index").is_file():
+    The index is a one-field text proto, read here without TensorFlow so that a resume is
+    checked before TensorFlow loads.
+    """
+    try:
+        index = (directory / "checkpoint").read_text()
+    except (OSError, UnicodeDecodeError):
         return None
-    return latest
+    match = re.search(r'^model_checkpoint_path: "([^"\\]+)"$', index, re.MULTILINE)
+    if match is None:
+        return None
+    latest = directory / match.group(1)
+    if latest.parent != directory or not pathlib.Path(f"{latest}.index").is_file():
+        return None
+    return str(latest)
 
 
 def _checkpoint_step(path: str) -> int:
