@@ -530,8 +530,8 @@ class _FailingStylizer:
     error: BaseException = RuntimeError("simulated Keras failure")
     precision = "fp32"
 
-    def __init__(self, content, styles, config, init_image=None):
-        del styles, config, init_image
+    def __init__(self, content, styles, config, init_image=None, extractor=None):
+        del styles, config, init_image, extractor
         self.step = 0
         self.best_image = None
         self.stop_reason = None

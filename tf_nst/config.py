@@ -276,7 +276,8 @@ class StyleConfig:
         return _leading_first(self, HPARAMS_FIRST)
 
 
-HPARAMS_FIRST = ("style_weight", "size", "steps", "optimizer", "content_weight", "backbone")
+HPARAMS_FIRST = ("style_weight", "size", "steps", "optimizer")
+"""The settings a reader of the HParams dashboard compares first."""
 
 
 def choices_of(config_class) -> dict[str, tuple]:

@@ -13,7 +13,7 @@ import secrets
 from collections.abc import Sequence
 
 from tf_nst import images
-from tf_nst.config import StyleConfig, choices_of
+from tf_nst.config import HPARAMS_FIRST, StyleConfig, choices_of
 from tf_nst.errors import StyleTransferError
 from tf_nst.run import ResumeKey, command_line
 from tf_nst.text import one_line, printable, setting_text
@@ -153,7 +153,10 @@ class StylizeJob:
 
         log.text(summaries.COMMAND_LINE, 0, summaries.markdown_code_block(command_line()))
         log.hparams(
-            self.hparams(), trial_id=log.run_directory.name, domains=choices_of(StyleConfig)
+            self.hparams(),
+            trial_id=log.run_directory.name,
+            domains=choices_of(StyleConfig),
+            leading=HPARAMS_FIRST,
         )
         log.image(summaries.PICTURE_CONTENT, 0, self.stylizer.postprocess(self.content))
         for index, style in enumerate(self.styles):

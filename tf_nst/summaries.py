@@ -180,13 +180,15 @@ class RunLog:
         trial_id: str,
         domains: Mapping[str, Sequence] | None = None,
         metrics: Sequence[str] = (LOSS_BEST, LOSS_TOTAL),
+        leading: Sequence[str] = (),
     ) -> None:
         """Record the run's settings for the HParams dashboard, with a type for each.
 
         The dashboard takes a metric's value from the last scalar of that tag in the run, so the
         metrics are tags the run writes anyway (`loss/best`, `loss/total`): their last values are
-        the run's final best and final loss. The settings keep the order given, which is the
-        dashboard's column order.
+        the run's final best and final loss. The dashboard orders its columns by whether a
+        setting "differs" between runs, then by name, and shows the first ones; the `leading`
+        settings are marked as differing so that they always lead.
 
         Args:
             hparams: Setting name to value. Values TensorBoard cannot store (None, tuples, lists,
@@ -194,10 +196,14 @@ class RunLog:
             trial_id: Name of this run in the dashboard, normally the run directory's name.
             domains: Setting name to its allowed values, for settings with a fixed choice.
             metrics: Scalar tags to show as the dashboard's metric columns.
+            leading: Settings to show first, e.g. the style weight and the size.
         """
         values = {name: _hparam_value(value) for name, value in hparams.items()}
         domains = domains or {}
-        infos = [_hparam_info(name, value, domains.get(name)) for name, value in values.items()]
+        infos = [
+            _hparam_info(name, value, domains.get(name), name in leading)
+            for name, value in values.items()
+        ]
         metric_infos = [
             api_pb2.MetricInfo(
                 name=api_pb2.MetricName(tag=tag),
@@ -292,8 +298,8 @@ def _description(tag: str) -> str | None:
     return None
 
 
-def _hparam_info(name: str, value, domain) -> api_pb2.HParamInfo:
-    info = api_pb2.HParamInfo(name=name, display_name=name.replace("_", " "))
+def _hparam_info(name: str, value, domain, leading: bool) -> api_pb2.HParamInfo:
+    info = api_pb2.HParamInfo(name=name, display_name=name.replace("_", " "), differs=leading)
     if isinstance(value, bool):
         info.type = api_pb2.DATA_TYPE_BOOL
         info.domain_discrete.extend([False, True])
