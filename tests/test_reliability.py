@@ -71,7 +71,10 @@ def warnings_in(lines: list[str]) -> list[str]:
     return [line for line in lines if line.startswith("tf-nst: warning: ")]
 
 
-def run_tiny(extractor, pair, workdir: pathlib.Path, at_step=None, config=None, **output_options):
+def run_tiny(
+    extractor, pair, workdir: pathlib.Path, at_step=None, config=None, before_run=None,
+    **output_options,
+):  # fmt: skip
     """Runs a stylization in-process on the tiny model, wired as `cli.run_stylize` wires it.
 
     Args:
@@ -81,6 +84,7 @@ def run_tiny(extractor, pair, workdir: pathlib.Path, at_step=None, config=None, 
         at_step: {step: action}: each action runs just before that step's result reaches the
             run loop (so the step's side outputs already see what it did).
         config: The StyleConfig; `TINY_SETTINGS` by default.
+        before_run: Runs once the signal handler is in place, before the job is built.
         output_options: OutputOptions fields.
 
     Returns:
@@ -111,6 +115,8 @@ def run_tiny(extractor, pair, workdir: pathlib.Path, at_step=None, config=None, 
     content = images.load_image(content_path)
     style = images.load_image(style_path)
     with run.SignalHandler() as interrupts:
+        if before_run:
+            before_run()
         job = jobs.StylizeJob(content, [style], config, extractor=extractor)
         if plan.resume_state:
             job.restore(plan.resume_state["checkpoint"])
@@ -435,6 +441,39 @@ def test_sighup_with_the_terminal_gone_still_saves(vgg16_weights, pair, tmp_path
     assert leftovers(tmp_path) == []
 
 
+def test_signal_before_the_first_step_saves_nothing_and_leaves_no_logdir(
+    tiny_extractor, pair, tmp_path
+):
+    before = snapshot(tmp_path)
+    outcome, lines = run_tiny(
+        tiny_extractor, pair, tmp_path, before_run=sigterm_myself, checkpoint_every=1
+    )
+
+    assert outcome.status == 143, lines
+    assert "SIGTERM received before the first step; nothing was saved" in outcome.message
+    assert snapshot(tmp_path) == before  # no image, no checkpoint, no --logdir
+
+
+def test_export_with_its_output_pipe_closed_still_succeeds(vgg16_weights, tmp_path):
+    """`tf-nst export OUT | true`: the "exported ..." line cannot be written; the export is
+    complete all the same and the exit status must say so."""
+    command = shlex.join(
+        [sys.executable, "-m", "tf_nst", "export", "model", "--backbone", "vgg16",
+         "--weights", str(vgg16_weights)]
+    )  # fmt: skip
+    script = f'{command} 2> stderr.txt | true; echo "${{PIPESTATUS[0]}}" > status'
+    result = subprocess.run(
+        ["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )  # fmt: skip
+    stderr = (tmp_path / "stderr.txt").read_text()
+
+    assert (tmp_path / "model" / "saved_model.pb").is_file(), stderr + result.stderr
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
+    assert (tmp_path / "status").read_text().strip() == "0", stderr
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith(".")] == []
+
+
 # --- 3. Never overwrite or delete a file the run did not create -------------------------------
 
 
@@ -543,10 +582,28 @@ def _checkpoint_folder_is_a_file(tmp_path):
     return [], ["out.png.checkpoint", "in the way"]
 
 
+def _long_intermediate(tmp_path):
+    # 240 bytes fit with the temporary name, but `_00001` makes the intermediates too long.
+    return ["-o", "o" * 236 + ".png"], ["intermediate", "o" * 20]
+
+
+def _long_logdir_component(tmp_path):
+    return ["--logdir", "logs/" + "l" * 300], ["--logdir"]
+
+
+def _run_directory_is_a_file(tmp_path):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "myrun").write_text("mine")
+    return ["--run-name", "myrun"], ["myrun", "blocked by a file"]
+
+
 @pytest.mark.parametrize(
     "setup",
     [
         _long_output,
+        _long_intermediate,
+        _long_logdir_component,
+        _run_directory_is_a_file,
         _symlink_output,
         _long_run_name,
         _logdir_is_a_file,
@@ -625,6 +682,71 @@ def test_resume_from_a_truncated_checkpoint_is_one_line(
     # The message is whole: the checkpoint's full path and its advice, not cut mid-word.
     assert str(data.parent / data.name.split(".data-")[0]) in line, line
     assert line.endswith("to start over"), line
+    assert snapshot(tmp_path) == before
+
+
+def _write_state(folder: pathlib.Path, arguments: list[str], pair) -> None:
+    """A `run.json` whose settings and inputs match what `arguments` would run."""
+    import json
+
+    from tf_nst import cli, jobs
+    from tf_nst.config import StyleConfig
+    from tf_nst.run.outputs import STATE_FORMAT
+
+    config = cli.from_arguments(StyleConfig, cli.build_parser().parse_args(arguments))
+    key = jobs.stylize_resume_key(config, pair[0], [pair[1]])
+    state = {"format": STATE_FORMAT, "kind": key.kind, "run_name": None}
+    state.update(settings=dict(key.settings), inputs=dict(key.inputs))
+    folder.mkdir(exist_ok=True)
+    (folder / "run.json").write_text(json.dumps(state))
+
+
+def _truncated_state(folder, arguments, pair):
+    _write_state(folder, arguments, pair)
+    (folder / "run.json").write_bytes((folder / "run.json").read_bytes()[:40])
+    return ["unreadable"]
+
+
+def _garbage_index(folder, arguments, pair):
+    _write_state(folder, arguments, pair)
+    (folder / "checkpoint").write_bytes(bytes(range(256)))
+    return ["incomplete"]
+
+
+def _index_naming_an_odd_save(folder, arguments, pair):
+    _write_state(folder, arguments, pair)
+    (folder / "checkpoint").write_text('model_checkpoint_path: "ckpt-final"\n')
+    (folder / "ckpt-final.index").write_bytes(b"not an index")
+    return ["--resume"]
+
+
+def _garbage_save(folder, arguments, pair):
+    _write_state(folder, arguments, pair)
+    (folder / "checkpoint").write_text('model_checkpoint_path: "ckpt-2"\n')
+    (folder / "ckpt-2.index").write_bytes(b"not an index")
+    (folder / "ckpt-2.data-00000-of-00001").write_bytes(b"not data")
+    return ["cannot be restored", "--resume"]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_truncated_state, _garbage_index, _index_naming_an_odd_save, _garbage_save],
+    ids=lambda damage: damage.__name__.strip("_"),
+)
+def test_resume_from_a_damaged_checkpoint_is_one_line(
+    damage, vgg16_weights, pair, tmp_path, monkeypatch, capsys
+):
+    """In-process through `cli.main`: a damaged `OUT.png.checkpoint/` is a one-line exit 2."""
+    from tf_nst import cli
+
+    monkeypatch.chdir(tmp_path)
+    arguments = stylize_arguments(pair, vgg16_weights, "--steps", "3")
+    fragments = damage(tmp_path / "out.png.checkpoint", arguments, pair)
+    before = snapshot(tmp_path)
+    status = cli.main([*arguments, "--resume"])
+    stderr = capsys.readouterr().err
+
+    assert_single_refusal(subprocess.CompletedProcess([], status, "", stderr), *fragments)
     assert snapshot(tmp_path) == before
 
 
