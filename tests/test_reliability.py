@@ -301,6 +301,28 @@ def test_file_at_the_checkpoint_path_mid_run_warns_and_still_saves_the_image(
     assert leftovers(tmp_path) == []
 
 
+def test_blocked_checkpoint_then_sigterm_warns_once_and_still_saves_the_image(
+    tiny_extractor, pair, tmp_path
+):
+    """The periodic checkpoint fails (a file took its path), then SIGTERM: the image is saved,
+    the final line says no checkpoint could be written, and the failure is warned about once."""
+    blocker = tmp_path / "out.png.checkpoint"
+
+    def block():
+        blocker.write_text("mine")
+
+    outcome, lines = run_tiny(
+        tiny_extractor, pair, tmp_path, at_step={1: block, 3: sigterm_myself}, checkpoint_every=2
+    )
+
+    assert outcome.status == 143, lines
+    assert outcome.message.startswith("tf-nst: SIGTERM received: saved the best result"), lines
+    assert "no checkpoint could be written" in outcome.message, lines
+    assert_image(tmp_path / "out.png", (32, 24))
+    assert blocker.read_text() == "mine"
+    assert len(warnings_in(lines)) == 1, lines
+
+
 def test_folder_at_an_intermediate_path_mid_run_warns_and_still_saves_the_image(
     tiny_extractor, pair, tmp_path
 ):
