@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 
+from tf_nst.backbones import BLOCK_DEPTHS, BLOCK_FILTERS, layer_names
 from tf_nst.errors import StyleTransferError
-from tf_nst.features import BLOCK_DEPTHS, BLOCK_FILTERS, layer_names
 
 # Live copies of each activation during a training step: forward output, ReLU mask, gradient and
 # the workspace of the convolution's backward pass. Fitted on the CPU; see the module docstring.
