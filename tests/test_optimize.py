@@ -465,12 +465,12 @@ def test_an_error_in_the_lbfgs_worker_reaches_the_caller(
     tiny_extractor, random_images, monkeypatch
 ):
     """scipy runs in a worker thread; an exception there must not pass for "scipy finished"."""
-    import tf_nst.lbfgs as lbfgs_module
+    from scipy import optimize
 
     def failing_minimize(*arguments, **options):
         raise MemoryError("simulated: no room for the L-BFGS history")
 
-    monkeypatch.setattr(lbfgs_module.optimize, "minimize", failing_minimize)
+    monkeypatch.setattr(optimize, "minimize", failing_minimize)
     content, style = random_images
     stylizer = Stylizer(content, [style], _config(optimizer="lbfgs"), tiny_extractor)
     with pytest.raises(MemoryError, match="simulated"):

@@ -4,7 +4,8 @@ scipy owns its loop, but the optimisation loop must yield after every evaluation
 progress, TensorBoard, interrupts, the time limit). `LbfgsDriver` runs scipy in a worker thread
 that only proposes points: it hands each `x` to the caller's thread and waits for the loss and
 gradient, which the caller computes with TensorFlow. Closing the driver makes the worker's next
-wait raise, which ends scipy's loop. Only numpy and scipy are used here.
+wait raise, which ends scipy's loop. Only numpy and scipy are used here, and scipy only once a
+driver starts, so the constants import cheaply.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import queue
 import threading
 
 import numpy as np
-from scipy import optimize
 
 # Correction pairs kept by L-BFGS (scipy's default `maxcor`). `memory` counts them too.
 LBFGS_HISTORY = 10
@@ -51,6 +51,8 @@ class LbfgsDriver:
 
     def _run(self, initial, max_evaluations, history):
         try:
+            from scipy import optimize  # here, so that `memory` can read LBFGS_HISTORY cheaply
+
             optimize.minimize(
                 self._evaluate,
                 initial,
