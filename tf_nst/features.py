@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import tempfile
 import warnings
 
 import keras
@@ -34,7 +35,7 @@ from tf_nst.backbones import (  # noqa: F401  (the layer specification, re-expor
     validate_layers,
 )
 from tf_nst.errors import StyleTransferError
-from tf_nst.weights_file import check_weights_file
+from tf_nst.weights_file import check_weights_file, corrupt_weights_error, keras_weights_name
 
 # The ImageNet mean in BGR order, as `keras.applications.vgg19.preprocess_input` subtracts it.
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -143,11 +144,12 @@ def _pretrained_backbone(backbone: str, weights) -> keras.Model:
             ) from None
     path = os.fspath(weights)
     check_weights_file(path, backbone)
+    _check_hdf5_opens(path)
     model = application(include_top=False, weights=None)
     initial = {layer.name: layer.get_weights()[0][..., :1].copy() for layer in _convolutions(model)}
     try:
-        with _quiet_keras_loading():
-            model.load_weights(path)
+        with _quiet_keras_loading(), _keras_loadable_name(path) as loadable:
+            model.load_weights(loadable)
     except Exception as error:  # h5py and Keras raise many types for corrupt or foreign files.
         raise StyleTransferError(
             f"weights file {path} does not fit the {backbone} backbone: {_mismatch(error)}"
@@ -166,6 +168,33 @@ def _pretrained_backbone(backbone: str, weights) -> keras.Model:
             f"{', '.join(unchanged)}{_other_backbone_hint(backbone)}"
         )
     return model
+
+
+def _check_hdf5_opens(path: str) -> None:
+    """Refuses a file h5py cannot open: damage that the signature check could not see.
+
+    Without this, Keras' loading error would be reported as a file of another network.
+    """
+    import h5py  # a Keras dependency
+
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except Exception:  # h5py raises OSError and others for damaged files
+        raise corrupt_weights_error(path) from None
+
+
+@contextlib.contextmanager
+def _keras_loadable_name(path: str):
+    """Yields a name for `path` whose extension Keras recognises (lower case), via a symlink."""
+    name = keras_weights_name(path)
+    if name == os.path.basename(path):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="tf_nst-weights-") as directory:
+        link = os.path.join(directory, name)
+        os.symlink(os.path.abspath(path), link)
+        yield link
 
 
 def _copy_weights(model: keras.Model, source: keras.Model, names) -> None:
