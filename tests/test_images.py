@@ -718,6 +718,55 @@ def test_check_output_path_sees_through_symlink(tmp_path):
         check_output_path(content, [link])
 
 
+def test_check_output_path_refuses_an_output_that_is_a_symlink(tmp_path):
+    """Decided and documented in check_output_path: saving renames a new file over the path, so
+    it would replace the link rather than write where it points. Old behaviour: the path was
+    resolved through the link and the caller overwrote the link's target, any file of the user's."""
+    target = write(tmp_path, "notes.png", b"the user's own file")
+    link = tmp_path / "out.png"
+    link.symlink_to(target)
+    with pytest.raises(StyleTransferError, match="is a symbolic link") as raised:
+        check_output_path(link)
+    assert_one_line(raised)
+    dangling = tmp_path / "dangling.png"
+    dangling.symlink_to(tmp_path / "nowhere.png")
+    with pytest.raises(StyleTransferError, match="is a symbolic link"):
+        check_output_path(dangling)
+
+
+def test_check_output_path_follows_symlinked_directories(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "via").symlink_to(real)
+    assert check_output_path(tmp_path / "via" / "out.png") == real.resolve() / "out.png"
+
+
+def test_check_output_path_names_a_file_that_blocks_the_directory(tmp_path):
+    """Old behaviour: "output directory .../notes.txt/sub does not exist: create it first",
+    which cannot be done while notes.txt is a file."""
+    write(tmp_path, "notes.txt", b"text")
+    with pytest.raises(StyleTransferError) as raised:
+        check_output_path(tmp_path / "notes.txt" / "sub" / "out.png")
+    message = assert_one_line(raised)
+    assert f"{tmp_path / 'notes.txt'} is a file, not a directory" in message
+
+
+def test_check_output_path_refuses_a_name_whose_temporary_name_is_too_long(tmp_path):
+    """The image is written first as .NAME.xxxxxxxx.tmp, 14 bytes longer than NAME. Old
+    behaviour: a 250-byte name passed the check and the save failed at the end of the run."""
+    with pytest.raises(StyleTransferError) as raised:
+        check_output_path(tmp_path / ("a" * 246 + ".png"))
+    message = assert_one_line(raised)
+    assert "is 250 bytes long" in message and "at most 241 bytes" in message
+
+
+def test_the_longest_accepted_name_can_really_be_saved(tmp_path):
+    longest = tmp_path / ("b" * 237 + ".png")  # 241 bytes
+    output = check_output_path(longest)
+    save_image(np.zeros((2, 2, 3), np.float32), output)
+    assert longest.is_file()
+
+
 def test_check_output_path_sees_through_hard_link(tmp_path):
     content = write(tmp_path, "content.png", b"not read")
     hard_link = tmp_path / "hard.png"

@@ -474,16 +474,27 @@ def check_output_path(
 ) -> pathlib.Path:
     """Checks, before a run starts, that an image can be saved at `path`.
 
+    Beside the extension, the directory and the inputs, it checks what would otherwise only fail
+    at the end of a run: the name's length including the temporary name `save_image` writes first
+    (`.NAME.xxxxxxxx.tmp`, which must fit the file system's NAME_MAX), and a file standing where
+    a directory of the path should be.
+
+    Symbolic links: an output path that is itself a symbolic link is refused. Saving replaces the
+    file at `path` by renaming a new file over it, so it would replace the link, not write where
+    it points; refusing says so instead of surprising either way, and it can never turn into
+    overwriting an input through a link. Links among the parent directories are followed.
+
     Args:
         path: Where the output image will be written.
         input_paths: Paths of the run's input images, which must not be overwritten.
 
     Returns:
-        The resolved (absolute, symlink-free) output path.
+        The output path with its directory resolved (absolute, symlink-free).
 
     Raises:
-        StyleTransferError: If the extension is unknown, the path is a directory, its parent
-            directory is missing, not a directory or not writable, or it names one of the inputs.
+        StyleTransferError: If the extension is unknown, the path is a directory or a symbolic
+            link, its name is too long, a component of its directory is a file, its parent
+            directory is missing or not writable, or it names one of the inputs.
     """
     label = _printable(os.fspath(path))
     output = pathlib.Path(path)
@@ -496,18 +507,27 @@ def check_output_path(
             f"output path {label} has the unknown extension {_printable(suffix)}: "
             f"use one of {known}"
         )
+    if output.is_symlink():
+        raise StyleTransferError(
+            f"output path {label} is a symbolic link (to {_printable(os.readlink(output))}): "
+            "tf-nst replaces the file it writes rather than writing through a link; give the "
+            "real path or another name"
+        )
     if output.is_dir():
         raise StyleTransferError(
             f"output path {label} is a directory: give a file name such as {label}/output.png"
         )
     parent = pathlib.Path(os.path.abspath(output)).parent
     parent_label = _printable(str(parent))
-    if not parent.exists():
-        raise StyleTransferError(f"output directory {parent_label} does not exist: create it first")
-    if not parent.is_dir():
+    blocking = _first_existing_ancestor(parent)
+    if not os.path.isdir(blocking):
         raise StyleTransferError(
-            f"output directory {parent_label} is not a directory: choose another output path"
+            f"output directory {parent_label} cannot exist: {_printable(str(blocking))} is a "
+            "file, not a directory; choose another output path"
         )
+    if blocking != parent:
+        raise StyleTransferError(f"output directory {parent_label} does not exist: create it first")
+    check_name_length(output, parent)
     # Writing needs W (create the temporary file) and X (reach entries) on the directory. The
     # effective ids are the ones the later open() is checked against.
     writable = os.access(
@@ -524,7 +544,49 @@ def check_output_path(
                 f"refusing to overwrite the input {_printable(os.fspath(input_path))} with the "
                 f"output {label}: choose another output path"
             )
-    return output.resolve()
+    return parent.resolve() / output.name
+
+
+TEMPORARY_NAME_EXTRA = len(".") + len(".") + 8 + len(".tmp")
+"""Bytes `save_image`'s temporary name `.NAME.xxxxxxxx.tmp` adds to NAME (mkstemp: 8 random)."""
+
+
+def check_name_length(path: str | os.PathLike, directory: str | os.PathLike | None = None) -> None:
+    """Refuses a file name that, with the temporary name written first, exceeds NAME_MAX.
+
+    Args:
+        path: The file to be written atomically (`save_image`, `atomic_write_bytes`).
+        directory: An existing directory whose file system decides the limit; `path`'s parent
+            by default.
+
+    Raises:
+        StyleTransferError: Naming the limit and how long the name may be.
+    """
+    name = pathlib.Path(path).name
+    directory = pathlib.Path(os.path.abspath(path)).parent if directory is None else directory
+    limit = _name_max(directory)
+    length = len(os.fsencode(name))
+    if length + TEMPORARY_NAME_EXTRA > limit:
+        raise StyleTransferError(
+            f"output name {_printable(name[:40])}... is {length} bytes long, but it is first "
+            f"written as .NAME.xxxxxxxx.tmp and this file system allows {limit} bytes per name: "
+            f"use a name of at most {limit - TEMPORARY_NAME_EXTRA} bytes"
+        )
+
+
+def _name_max(directory) -> int:
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def _first_existing_ancestor(directory: pathlib.Path) -> pathlib.Path:
+    """The directory itself if it exists, else its nearest existing ancestor (maybe a file)."""
+    candidate = directory
+    while not os.path.exists(candidate) and candidate != candidate.parent:
+        candidate = candidate.parent
+    return candidate
 
 
 def save_image(image: np.ndarray, path: str | os.PathLike) -> None:
