@@ -194,7 +194,9 @@ def test_a_working_image_one_pixel_thin_is_a_size_error_not_a_nan(tiny_extractor
     content = generator.random((3, 300, 3), dtype=np.float32)
     style = generator.random((32, 32, 3), dtype=np.float32)
     config = _config(size=100, content_layers=("block1_conv2",), style_layers=("block1_conv1",))
-    with pytest.raises(StyleTransferError, match=r"works at 100x1 px.*2 px per side"):
+    with pytest.raises(
+        StyleTransferError, match=r"works at 100x1 px.*below the 2 px the total-variation term"
+    ):
         Stylizer(content, [style], config, tiny_extractor)
 
 

@@ -89,7 +89,11 @@ def minimum_working_side(layers: Sequence[str]) -> int:
 
 
 def check_image_sizes(
-    config, content_shape: Sequence[int], style_shapes: Sequence[Sequence[int]]
+    config,
+    content_shape: Sequence[int],
+    style_shapes: Sequence[Sequence[int]],
+    content_name: str | None = None,
+    style_names: Sequence[str] | None = None,
 ) -> list[Scale]:
     """Checks every image of a run against the size floor and ceiling; the one size check.
 
@@ -106,6 +110,8 @@ def check_image_sizes(
         config: The run's `StyleConfig` (size, steps, scales, style_scale and layers are read).
         content_shape: (height, width, ...) of the content image as loaded.
         style_shapes: (height, width, ...) of each style image as loaded.
+        content_name: The content image's path, named in the message about a small source.
+        style_names: The style images' paths, likewise.
 
     Returns:
         The scale plan, coarsest first.
@@ -115,23 +121,26 @@ def check_image_sizes(
     """
     layers = tuple(config.content_layers) + tuple(config.style_layers)
     minimum = minimum_working_side(layers)
-    needs = f"the {minimum} px per side that {_reason(layers, minimum)} needs"
+    reason = _reason(layers, minimum)
     plan = plan_scales(config.size, config.steps, config.scales)
-    sources = [("content image", content_shape)] + [
-        (f"style image {index}", shape) for index, shape in enumerate(style_shapes, start=1)
+    style_names = list(style_names or [""] * len(style_shapes))
+    sources = [("content image", content_name or "", content_shape)] + [
+        ("style image", name, shape) for name, shape in zip(style_names, style_shapes, strict=True)
     ]
-    for name, shape in sources:
+    for kind, name, shape in sources:
         height, width = int(shape[0]), int(shape[1])
         if min(height, width) < minimum:
+            label = f"{kind} {name}" if name else f"the {kind}"
             raise StyleTransferError(
-                f"the {name} is only {width}x{height} px, below {needs}: use a larger image "
-                "(or shallower layers)"
+                f"{label} is only {width}x{height} px; {reason} needs at least {minimum} px per "
+                "side: use a larger image (or shallower layers)"
             )
     coarsest = working_shape(content_shape, plan[0].long_side)
     if min(coarsest) < minimum:
         raise StyleTransferError(
             f"the content image works at {coarsest[1]}x{coarsest[0]} px at the coarsest scale, "
-            f"below {needs}: raise --size, lower --scales, or use a less elongated image"
+            f"below the {minimum} px {reason} needs: raise --size, lower --scales, or use a less "
+            "elongated image"
         )
     largest = working_shape(content_shape, plan[-1].long_side)
     if largest[0] * largest[1] > MAX_WORKING_PIXELS:
@@ -143,8 +152,8 @@ def check_image_sizes(
         low = working_shape(shape, style_long_side(plan[0].long_side, config.style_scale))
         if min(low) < minimum:
             raise StyleTransferError(
-                f"style image {index} works at {low[1]}x{low[0]} px at the coarsest scale, "
-                f"below {needs}: raise --style-scale or --size"
+                f"style image {index} works at {low[1]}x{low[0]} px, below the {minimum} px "
+                f"{reason} needs: raise --style-scale or --size"
             )
         high = working_shape(shape, style_long_side(plan[-1].long_side, config.style_scale))
         if high[0] * high[1] > MAX_WORKING_PIXELS:
