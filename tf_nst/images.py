@@ -519,13 +519,17 @@ def check_output_path(
         )
     parent = pathlib.Path(os.path.abspath(output)).parent
     parent_label = _printable(str(parent))
-    blocking = _first_existing_ancestor(parent)
-    if not os.path.isdir(blocking):
+    existing = _first_existing_ancestor(parent)
+    if existing == parent and not os.path.isdir(parent):
         raise StyleTransferError(
-            f"output directory {parent_label} cannot exist: {_printable(str(blocking))} is a "
-            "file, not a directory; choose another output path"
+            f"output directory {parent_label} is not a directory: choose another output path"
         )
-    if blocking != parent:
+    if not os.path.isdir(existing):
+        raise StyleTransferError(
+            f"output directory {parent_label} cannot be created: {_printable(str(existing))} is "
+            "a file, not a directory; choose another output path"
+        )
+    if existing != parent:
         raise StyleTransferError(f"output directory {parent_label} does not exist: create it first")
     check_name_length(output, parent)
     # Writing needs W (create the temporary file) and X (reach entries) on the directory. The
