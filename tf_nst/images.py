@@ -507,12 +507,6 @@ def check_output_path(
             f"output path {label} has the unknown extension {_printable(suffix)}: "
             f"use one of {known}"
         )
-    if output.is_symlink():
-        raise StyleTransferError(
-            f"output path {label} is a symbolic link (to {_printable(os.readlink(output))}): "
-            "tf-nst replaces the file it writes rather than writing through a link; give the "
-            "real path or another name"
-        )
     if output.is_dir():
         raise StyleTransferError(
             f"output path {label} is a directory: give a file name such as {label}/output.png"
@@ -548,6 +542,12 @@ def check_output_path(
                 f"refusing to overwrite the input {_printable(os.fspath(input_path))} with the "
                 f"output {label}: choose another output path"
             )
+    if output.is_symlink():
+        raise StyleTransferError(
+            f"output path {label} is a symbolic link (to {_printable(os.readlink(output))}): "
+            "tf-nst replaces the file it writes rather than writing through a link; give the "
+            "real path or another name"
+        )
     return parent.resolve() / output.name
 
 
