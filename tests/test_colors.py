@@ -279,3 +279,49 @@ def test_non_square_images_are_accepted():
     image = _random_image(24, height=3, width=17)
     assert colors.luminance(image).shape == (3, 17)
     assert colors.rgb_to_yiq(image).shape == (3, 17, 3)
+
+
+# --- network_inputs and restore_colors: the --preserve-colors pipeline ---------------------------
+
+
+def _pair():
+    generator = np.random.default_rng(5)
+    return generator.random((6, 8, 3)), generator.random((10, 4, 3)) * 0.5
+
+
+def test_network_inputs_none_passes_the_images_through_as_float32():
+    content, style = _pair()
+    network_content, (network_style,) = colors.network_inputs(content, [style], "none")
+    assert network_content.dtype == network_style.dtype == np.float32
+    np.testing.assert_allclose(network_content, content, atol=1e-7)
+    np.testing.assert_allclose(network_style, style, atol=1e-7)
+
+
+def test_network_inputs_histogram_recolours_only_the_styles():
+    content, style = _pair()
+    network_content, (network_style,) = colors.network_inputs(content, [style], "histogram")
+    np.testing.assert_allclose(network_content, content, atol=1e-7)
+    np.testing.assert_array_equal(network_style, colors.match_color_histogram(style, content))
+
+
+def test_network_inputs_luminance_gives_grey_images_with_the_content_statistics():
+    """The grey style has the content luminance's mean (match_luminance, then a clip that leaves
+    these mid-range values alone) and three equal channels, as the network needs."""
+    content, style = _pair()
+    network_content, (network_style,) = colors.network_inputs(content, [style], "luminance")
+    for image in (network_content, network_style):
+        np.testing.assert_array_equal(image[..., 0], image[..., 2])
+    assert network_style[..., 0].mean() == pytest.approx(colors.luminance(content).mean(), 1e-5)
+
+
+def test_restore_colors_puts_the_content_chroma_back_only_after_luminance():
+    content, result = _pair()[0], np.full((6, 8, 3), 0.5)
+    np.testing.assert_array_equal(colors.restore_colors(result, content, "none"), result)
+    restored = colors.restore_colors(result, content, "luminance")
+    assert colors.chroma_distance(restored, content) < colors.chroma_distance(result, content)
+
+
+def test_an_unknown_preserve_colors_mode_is_refused():
+    content, style = _pair()
+    with pytest.raises(StyleTransferError, match="unknown --preserve-colors 'sepia'"):
+        colors.network_inputs(content, [style], "sepia")

@@ -1,6 +1,8 @@
 """Tests for tf_nst.features: layer names, preprocessing, the extractor and weight resolution."""
 
+import os
 import socket
+import threading
 
 import keras
 import numpy as np
@@ -15,6 +17,7 @@ from tf_nst.features import (
     minimum_input_side,
     validate_layers,
 )
+from tf_nst.weights_file import check_weights_file, keras_weights_name
 
 TINY_LAYERS = (
     "block4_conv2",
@@ -260,6 +263,77 @@ def test_bad_weights_path_raises_one_line(tmp_path, kind):
     message = str(raised.value)
     assert "\n" not in message
     assert str(path) in message
+
+
+def _small_hdf5(path):
+    import h5py
+
+    with h5py.File(path, "w") as file:
+        file.create_dataset("kernel", data=np.arange(50_000, dtype=np.float32))
+    return path
+
+
+def test_a_truncated_weights_file_says_corrupt_or_truncated(tmp_path):
+    """Old behaviour: the HDF5 signature was there, so the file passed the check and Keras'
+    loading error was reported as "does not fit the vgg16 backbone ... is it a vgg19 file?".
+    The superblock's end-of-file address shows the file lost its tail; the message is the one
+    README's Troubleshooting table promises."""
+    path = _small_hdf5(tmp_path / "cut.weights.h5")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(StyleTransferError) as raised:
+        build_feature_extractor(("block1_conv1",), "vgg16", path)
+    assert str(raised.value) == (
+        f"weights file {path} is not a readable HDF5 file (corrupt or truncated?): download it "
+        "again or pass another --weights file"
+    )
+
+
+def test_a_complete_hdf5_file_passes_the_truncation_check(tmp_path):
+    check_weights_file(str(_small_hdf5(tmp_path / "whole.weights.h5")), "vgg16")
+
+
+def test_a_fifo_named_h5_is_refused_without_blocking(tmp_path):
+    """Old behaviour: open() on a FIFO with no writer blocks forever. The check runs in a
+    thread here so that, if it blocked, the test would fail instead of hanging."""
+    fifo = tmp_path / "weights.h5"
+    os.mkfifo(fifo)
+    outcome = []
+
+    def check():
+        try:
+            check_weights_file(str(fifo), "vgg16")
+        except StyleTransferError as error:
+            outcome.append(str(error))
+
+    worker = threading.Thread(target=check, daemon=True)
+    worker.start()
+    worker.join(timeout=20)
+    if worker.is_alive():
+        with open(fifo, "wb"):  # releases the blocked reader
+            pass
+        pytest.fail("check_weights_file blocked on a FIFO")
+    assert outcome and "is not a regular file" in outcome[0]
+
+
+def test_an_uppercase_h5_extension_is_accepted(tmp_path):
+    """Old behaviour: ".H5" was refused as "not a Keras weights file"."""
+    check_weights_file(str(_small_hdf5(tmp_path / "MODEL.H5")), "vgg16")
+    assert keras_weights_name("/x/VGG16.WEIGHTS.H5") == "VGG16.weights.h5"
+    assert keras_weights_name("/x/Model.H5") == "Model.h5"
+
+
+@pytest.mark.real_weights
+def test_real_weights_load_under_an_uppercase_name(vgg16_weights, tmp_path):
+    """Keras picks its loader by a case-sensitive suffix; the loader sees a lower-case link."""
+    upper = tmp_path / "VGG16.WEIGHTS.H5"
+    upper.symlink_to(vgg16_weights)
+    model = build_feature_extractor(("block1_conv1",), "vgg16", upper)
+    reference = build_feature_extractor(("block1_conv1",), "vgg16", vgg16_weights)
+    np.testing.assert_array_equal(
+        model.get_layer("block1_conv1").get_weights()[0],
+        reference.get_layer("block1_conv1").get_weights()[0],
+    )
 
 
 @pytest.fixture()

@@ -411,6 +411,134 @@ def test_name_with_newline_still_gives_one_line():
     assert "evil\\nname.png" in assert_one_line(error_info)
 
 
+# --- decoding reduced to what the run needs -----------------------------------------------------
+
+
+def _gradient_picture(width: int, height: int) -> Image.Image:
+    """A smooth colour picture, so box reduction and Lanczos agree closely with each other."""
+    x = np.linspace(0.0, 1.0, width)[None, :, None]
+    y = np.linspace(0.0, 1.0, height)[:, None, None]
+    rgb = np.concatenate(
+        [
+            np.broadcast_to(x, (height, width, 1)),
+            np.broadcast_to(y, (height, width, 1)),
+            np.broadcast_to(0.5 * (x + y), (height, width, 1)),
+        ],
+        axis=2,
+    )
+    return Image.fromarray(np.rint(rgb * 255).astype(np.uint8))
+
+
+@pytest.mark.parametrize("image_format", ["PNG", "JPEG"])
+def test_long_side_gives_the_working_shape_of_the_full_image(image_format):
+    """A 1000x600 picture needed at long side 100 comes back at exactly 100x60 (the working
+    shape of the full size, so a run plans the same sizes as from the full image), and close to
+    the full-size decode resized with Lanczos: the box stage (PNG) or DCT scaling (JPEG) happen
+    at >= 2x the target, where they leave no visible trace."""
+    data = encode(_gradient_picture(1000, 600), image_format, quality=95)
+    reduced = decode_image(data, long_side=100)
+    assert_rgb_float(reduced, 60, 100)
+    reference = resize(decode_image(data), 60, 100)
+    assert np.abs(reduced - reference).mean() < 0.01
+
+
+def test_long_side_never_upscales():
+    data = encode(_gradient_picture(40, 30), "PNG")
+    assert_rgb_float(decode_image(data, long_side=400), 30, 40)
+    assert_rgb_float(decode_image(data, long_side=40), 30, 40)
+
+
+def test_reduced_palette_image_averages_colours_not_palette_indices():
+    """reduce() on a palette image would average the indices, giving unrelated colours; the
+    palette is resolved first. Left half red, right half blue: every pixel stays a mix of them."""
+    picture = Image.new("RGB", (800, 400), (255, 0, 0))
+    picture.paste((0, 0, 255), (400, 0, 800, 400))
+    palette = picture.convert("P", palette=Image.Palette.ADAPTIVE, colors=4)
+    decoded = decode_image(encode(palette, "PNG"), long_side=50)
+    assert_rgb_float(decoded, 25, 50)
+    np.testing.assert_allclose(decoded[..., 1], 0.0, atol=0.02)  # never any green
+    np.testing.assert_allclose(decoded[..., 0] + decoded[..., 2], 1.0, atol=0.05)
+
+
+def test_reduced_transparent_palette_is_white_where_transparent():
+    picture = Image.new("P", (800, 400), 0)
+    picture.putpalette([0, 0, 0, 255, 0, 0])
+    picture.paste(1, (400, 0, 800, 400))
+    decoded = decode_image(encode(picture, "PNG", transparency=0), long_side=50)
+    np.testing.assert_allclose(decoded[:, :20], 1.0, atol=1e-6)
+    np.testing.assert_allclose(
+        decoded[:, 30:], np.broadcast_to([1.0, 0.0, 0.0], (25, 20, 3)), atol=0.02
+    )
+
+
+def test_reduced_16_bit_image_keeps_its_scale():
+    picture = Image.fromarray(np.full((400, 800), 40000, np.uint16))
+    decoded = decode_image(encode(picture, "PNG"), long_side=50)
+    np.testing.assert_allclose(decoded, 40000 / 65535, atol=1e-4)
+
+
+def test_reduced_exif_rotated_jpeg_is_upright_at_the_turned_working_shape():
+    """Stored 800 wide and 400 tall with orientation 6 (turn 90 degrees clockwise): upright it
+    is 400 wide and 800 tall, so at long side 100 it must be 50x100 (height 100)."""
+    stored = _gradient_picture(800, 400)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(stored, "JPEG", exif=exif, quality=95)
+    reduced = decode_image(data, long_side=100)
+    assert_rgb_float(reduced, 100, 50)
+    np.testing.assert_allclose(reduced, resize(decode_image(data), 100, 50), atol=0.03)
+
+
+def test_read_image_info_reads_the_header_only(tmp_path):
+    path = write(tmp_path, "big.png", encode(Image.new("L", (3000, 20)), "PNG"))
+    info = images.read_image_info(path)
+    assert (info.height, info.width, info.mode) == (20, 3000, "L")
+    assert info.file_bytes == path.stat().st_size
+    assert images.loaded_shape(info, 300) == (2, 300)
+    assert images.loaded_shape(info, 5000) == (20, 3000)
+
+
+@pytest.mark.parametrize(
+    "name, data, expected",
+    [
+        ("missing.png", None, "does not exist"),
+        ("text.png", b"hello, this is not a picture", "not an image in a supported format"),
+    ],
+)
+def test_read_image_info_refuses_what_load_image_refuses(tmp_path, name, data, expected):
+    path = tmp_path / name if data is None else write(tmp_path, name, data)
+    with pytest.raises(StyleTransferError, match=expected) as raised:
+        images.read_image_info(path)
+    assert_one_line(raised)
+
+
+def test_decode_peak_bound_counts_full_size_storage_and_reduced_floats():
+    """A 9000x9000 RGB PNG at long side 512: 81 M pixels in Pillow's 4-byte storage, and the
+    float work at the reduced 1125x1125 (factor 8 keeps >= 2 x 512)."""
+    info = images.ImageInfo(9000, 9000, "RGB", 258_000)
+    expected = 258_000 + 81_000_000 * 4 + 1125 * 1125 * images.FLOAT_WORK_BYTES_PER_PIXEL
+    assert images.decode_peak_bytes(info, 512) == expected
+    assert images.decode_peak_bytes(info) > 81_000_000 * images.FLOAT_WORK_BYTES_PER_PIXEL
+
+
+# --- decoding: metadata ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("chunk_type", [b"zTXt", b"iTXt"])
+def test_a_20_mb_compressed_text_chunk_is_not_called_corrupt(chunk_type):
+    """Old behaviour: Pillow refuses to decompress text over MAX_TEXT_CHUNK (1 MB) with a
+    ValueError, which was reported as "truncated or corrupt". The text is metadata we never use:
+    the picture now decodes without it."""
+    text = zlib.compress(b"x" * (20 * 2**20))
+    payload = b"Comment\0\0" + text if chunk_type == b"zTXt" else b"Comment\0\1\0\0\0" + text
+    plain = encode(Image.new("RGB", (4, 3), (10, 20, 30)), "PNG")
+    end = plain.index(b"IEND") - 4
+    data = plain[:end] + png_chunk(chunk_type, payload) + plain[end:]
+    decoded = decode_image(data)
+    assert_rgb_float(decoded, 3, 4)
+    np.testing.assert_allclose(decoded[0, 0], np.array([10, 20, 30]) / 255, atol=1e-6)
+
+
 # --- resizing ----------------------------------------------------------------------------------
 
 
@@ -588,6 +716,55 @@ def test_check_output_path_sees_through_symlink(tmp_path):
         check_output_path(link, [content])
     with pytest.raises(StyleTransferError):
         check_output_path(content, [link])
+
+
+def test_check_output_path_refuses_an_output_that_is_a_symlink(tmp_path):
+    """Decided and documented in check_output_path: saving renames a new file over the path, so
+    it would replace the link rather than write where it points. Old behaviour: the path was
+    resolved through the link and the caller overwrote the link's target, any file of the user's."""
+    target = write(tmp_path, "notes.png", b"the user's own file")
+    link = tmp_path / "out.png"
+    link.symlink_to(target)
+    with pytest.raises(StyleTransferError, match="is a symbolic link") as raised:
+        check_output_path(link)
+    assert_one_line(raised)
+    dangling = tmp_path / "dangling.png"
+    dangling.symlink_to(tmp_path / "nowhere.png")
+    with pytest.raises(StyleTransferError, match="is a symbolic link"):
+        check_output_path(dangling)
+
+
+def test_check_output_path_follows_symlinked_directories(tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "via").symlink_to(real)
+    assert check_output_path(tmp_path / "via" / "out.png") == real.resolve() / "out.png"
+
+
+def test_check_output_path_names_a_file_that_blocks_the_directory(tmp_path):
+    """Old behaviour: "output directory .../notes.txt/sub does not exist: create it first",
+    which cannot be done while notes.txt is a file."""
+    write(tmp_path, "notes.txt", b"text")
+    with pytest.raises(StyleTransferError) as raised:
+        check_output_path(tmp_path / "notes.txt" / "sub" / "out.png")
+    message = assert_one_line(raised)
+    assert f"{tmp_path / 'notes.txt'} is a file, not a directory" in message
+
+
+def test_check_output_path_refuses_a_name_whose_temporary_name_is_too_long(tmp_path):
+    """The image is written first as .NAME.xxxxxxxx.tmp, 14 bytes longer than NAME. Old
+    behaviour: a 250-byte name passed the check and the save failed at the end of the run."""
+    with pytest.raises(StyleTransferError) as raised:
+        check_output_path(tmp_path / ("a" * 246 + ".png"))
+    message = assert_one_line(raised)
+    assert "is 250 bytes long" in message and "at most 241 bytes" in message
+
+
+def test_the_longest_accepted_name_can_really_be_saved(tmp_path):
+    longest = tmp_path / ("b" * 237 + ".png")  # 241 bytes
+    output = check_output_path(longest)
+    save_image(np.zeros((2, 2, 3), np.float32), output)
+    assert longest.is_file()
 
 
 def test_check_output_path_sees_through_hard_link(tmp_path):

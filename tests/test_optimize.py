@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_nst import colors, losses
+from tf_nst import colors, images, losses
 from tf_nst.config import StyleConfig
 from tf_nst.errors import StyleTransferError
-from tf_nst.optimize import Stylizer, plan_scales, resize_image, stylize, working_shape
+from tf_nst.optimize import Stylizer, stylize
+from tf_nst.scales import working_shape
 
 
 def _config(**changes):
@@ -98,57 +99,6 @@ def test_stylize_yields_step_results(tiny_extractor, random_images):
     assert results[-1].progress == pytest.approx(1.0)
 
 
-# --- plan_scales ---------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "size, steps, scales",
-    [
-        (32, 10, None),
-        (512, 300, None),
-        (513, 300, None),
-        (2048, 300, None),
-        (2048, 1000, 3),
-        (1024, 40, 2),
-        (4096, 7, None),
-        (800, 3, 5),
-    ],
-)
-def test_plan_scales_sums_to_steps_coarsest_first(size, steps, scales):
-    plan = plan_scales(size, steps, scales)
-    assert sum(scale.steps for scale in plan) == steps
-    assert all(scale.steps >= 1 for scale in plan)
-    sides = [scale.long_side for scale in plan]
-    assert all(coarser < finer for coarser, finer in zip(sides[:-1], sides[1:], strict=True))
-    assert sides[-1] == size
-    assert plan[0].steps == max(scale.steps for scale in plan)
-
-
-@pytest.mark.parametrize("size", [32, 256, 384])
-def test_plan_scales_is_one_scale_up_to_384(size):
-    assert plan_scales(size, 100) == plan_scales(size, 100, 1)
-    assert len(plan_scales(size, 100)) == 1
-
-
-def test_plan_scales_for_512_is_256_then_512():
-    """1 + ceil(log2(512 / 256)) = 2 scales, with two thirds of the steps at the coarse one."""
-    plan = plan_scales(512, 300)
-    assert [scale.long_side for scale in plan] == [256, 512]
-    assert [scale.steps for scale in plan] == [200, 100]
-
-
-def test_plan_scales_for_2048_is_four_doublings_from_256():
-    """1 + ceil(log2(2048 / 256)) = 1 + 3 = 4 scales: 256, 512, 1024, 2048."""
-    plan = plan_scales(2048, 300)
-    assert [scale.long_side for scale in plan] == [256, 512, 1024, 2048]
-
-
-def test_plan_scales_respects_explicit_scales():
-    plan = plan_scales(1000, 100, 2)
-    assert [scale.long_side for scale in plan] == [500, 1000]
-    assert len(plan_scales(300, 100, 3)) == 3
-
-
 # --- style blend and initialisation --------------------------------------------------------------
 
 
@@ -187,20 +137,84 @@ def test_content_init_starts_from_the_content_image(tiny_extractor, random_image
 def test_style_init_starts_from_the_style_image(tiny_extractor, random_images):
     content, style = random_images
     first = _first_image(content, style, tiny_extractor, init="style")
-    np.testing.assert_allclose(first, resize_image(style, 24, 32).numpy(), atol=1e-6)
+    np.testing.assert_allclose(first, images.resize(style, 24, 32), atol=1e-6)
 
 
 def test_path_init_starts_from_the_given_image(tiny_extractor, random_images):
     content, style = random_images
     start = np.random.default_rng(9).random((48, 64, 3), dtype=np.float32)
     first = _first_image(content, style, tiny_extractor, start, init="start.png")
-    np.testing.assert_allclose(first, resize_image(start, 24, 32).numpy(), atol=1e-6)
+    np.testing.assert_allclose(first, images.resize(start, 24, 32), atol=1e-6)
 
 
 def test_path_init_without_image_raises(tiny_extractor, random_images):
     content, style = random_images
     with pytest.raises(StyleTransferError, match="init_image"):
         Stylizer(content, [style], _config(init="start.png"), tiny_extractor)
+
+
+# --- validation: one line, before anything runs ------------------------------------------------
+
+
+def test_a_negative_seed_is_refused_in_one_line(tiny_extractor, random_images):
+    """Old behaviour: numpy's default_rng(-1) raised ValueError, a traceback from the CLI."""
+    content, style = random_images
+    with pytest.raises(StyleTransferError, match=r"^--seed must be >= 0, got -1$"):
+        Stylizer(content, [style], _config(init="noise", seed=-1), tiny_extractor)
+
+
+def test_a_style_layer_named_twice_is_refused_not_half_dropped(tiny_extractor, random_images):
+    """Old behaviour: the weights went into a dict keyed by layer name, so the second
+    block1_conv1 silently replaced the first one's weight."""
+    content, style = random_images
+    config = _config(
+        style_layers=("block1_conv1", "block1_conv1", "block2_conv1"),
+        style_layer_weights=(1.0, 2.0, 3.0),
+    )
+    with pytest.raises(StyleTransferError, match="--style-layers names block1_conv1 more than"):
+        Stylizer(content, [style], config, tiny_extractor)
+
+
+def test_a_layer_may_be_both_content_and_style(tiny_extractor, random_images):
+    content, style = random_images
+    config = _config(content_layers=("block2_conv1",), style_layers=("block2_conv1",), steps=1)
+    _, results = _run(content, [style], tiny_extractor, **_changes(config))
+    assert np.isfinite(results[0].loss)
+
+
+def _changes(config):
+    return {"content_layers": config.content_layers, "style_layers": config.style_layers}
+
+
+def test_a_working_image_one_pixel_thin_is_a_size_error_not_a_nan(tiny_extractor):
+    """Old behaviour: a 3x300 content at size 100 with block1 layers worked at 1x100 px, the TV
+    term's mean over no neighbour pairs was NaN and the run stopped as "non-finite", which the
+    CLI turned into "lower --learning-rate". Now the size is refused up front."""
+    generator = np.random.default_rng(3)
+    content = generator.random((3, 300, 3), dtype=np.float32)
+    style = generator.random((32, 32, 3), dtype=np.float32)
+    config = _config(size=100, content_layers=("block1_conv2",), style_layers=("block1_conv1",))
+    with pytest.raises(
+        StyleTransferError, match=r"works at 100x1 px.*below the 2 px the total-variation term"
+    ):
+        Stylizer(content, [style], config, tiny_extractor)
+
+
+def test_two_pixels_thin_is_enough_for_block1_layers():
+    """The floor is exactly what the TV term needs: at 2 px thin every term is finite."""
+    from tf_nst.features import build_feature_extractor
+
+    shallow = build_feature_extractor(("block1_conv1", "block1_conv2"), "vgg19", None, "max")
+    generator = np.random.default_rng(3)
+    content = generator.random((6, 300, 3), dtype=np.float32)
+    style = generator.random((32, 32, 3), dtype=np.float32)
+    config = _config(
+        size=100, steps=2, content_layers=("block1_conv2",), style_layers=("block1_conv1",)
+    )
+    stylizer = Stylizer(content, [style], config, shallow)
+    results = list(stylizer.steps())
+    assert stylizer.stop_reason is None
+    assert all(np.isfinite(result.loss) for result in results)
 
 
 # --- stopping ------------------------------------------------------------------------------------
@@ -305,7 +319,7 @@ def test_style_scale_resizes_the_style_before_its_gram(tiny_extractor, random_im
     half_terms = next(half.steps()).terms
     full_terms = next(full.steps()).terms
     content_features = tiny_extractor(content[None])
-    style_features = tiny_extractor(resize_image(style, 16, 16)[None])
+    style_features = tiny_extractor(images.resize(style, 16, 16)[None])
     for name in config.style_layers:
         expected = (
             config.style_weight
@@ -375,7 +389,7 @@ def _write_checkpoint(checkpoint, directory):
 
 
 def _save_with_manager(checkpoint, directory):
-    """The CLI's way: `CheckpointManager.save`, which also stores a save counter."""
+    """`CheckpointManager.save`, which also stores a save counter (run machinery may use it)."""
     return tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=1).save()
 
 
@@ -403,16 +417,62 @@ def test_restore_from_checkpoint_continues_exactly(tiny_extractor, random_images
     np.testing.assert_allclose(resumed.final_image(), original.final_image(), atol=1e-6)
 
 
+def _checkpoint_after_steps(tiny_extractor, random_images, directory, steps=3):
+    content, style = random_images
+    config = _config(steps=10)
+    stylizer = Stylizer(content, [style], config, tiny_extractor)
+    for result in stylizer.steps():
+        if result.step == steps:
+            break
+    return stylizer.checkpoint().write(str(directory / "state")), config
+
+
+@pytest.mark.parametrize("part", ["data", "index"])
+def test_a_truncated_checkpoint_is_a_one_line_error(tiny_extractor, random_images, tmp_path, part):
+    """Old behaviour: a data file cut in half made TensorFlow raise IndexError ("Read less bytes
+    than requested"), which nothing caught: a traceback. Any unreadable checkpoint is now a
+    StyleTransferError that says to start over."""
+    path, config = _checkpoint_after_steps(tiny_extractor, random_images, tmp_path)
+    target = next(tmp_path.glob(f"state.{part}*"))
+    data = target.read_bytes()
+    target.write_bytes(data[: len(data) // 2])
+    content, style = random_images
+    resumed = Stylizer(content, [style], config, tiny_extractor)
+    with pytest.raises(StyleTransferError) as raised:
+        resumed.restore(path)
+    message = str(raised.value)
+    assert message.endswith("run without --resume to start over")
+    assert "truncated or corrupt" in message and "\n" not in message
+
+
+def test_a_checkpoint_of_another_content_size_is_refused(tiny_extractor, random_images, tmp_path):
+    """The restore first reads the scale and image shape through a small tf.train.Checkpoint, so
+    a mismatch is named rather than failing inside TensorFlow."""
+    path, config = _checkpoint_after_steps(tiny_extractor, random_images, tmp_path)
+    content, style = random_images
+    other = Stylizer(content[:, :16], [style], config, tiny_extractor)
+    with pytest.raises(StyleTransferError, match=r"holds a 32x24 image but this run works at"):
+        other.restore(path)
+
+
+def test_a_checkpoint_without_the_run_state_is_refused(tiny_extractor, random_images, tmp_path):
+    path = tf.train.Checkpoint(unrelated=tf.Variable(1.0)).write(str(tmp_path / "other"))
+    content, style = random_images
+    stylizer = Stylizer(content, [style], _config(), tiny_extractor)
+    with pytest.raises(StyleTransferError, match="cannot be restored"):
+        stylizer.restore(path)
+
+
 def test_an_error_in_the_lbfgs_worker_reaches_the_caller(
     tiny_extractor, random_images, monkeypatch
 ):
     """scipy runs in a worker thread; an exception there must not pass for "scipy finished"."""
-    import tf_nst.optimize as optimize_module
+    from scipy import optimize
 
     def failing_minimize(*arguments, **options):
         raise MemoryError("simulated: no room for the L-BFGS history")
 
-    monkeypatch.setattr(optimize_module.optimize, "minimize", failing_minimize)
+    monkeypatch.setattr(optimize, "minimize", failing_minimize)
     content, style = random_images
     stylizer = Stylizer(content, [style], _config(optimizer="lbfgs"), tiny_extractor)
     with pytest.raises(MemoryError, match="simulated"):

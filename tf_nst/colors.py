@@ -9,6 +9,9 @@ offers two ways to keep the content image's colours:
 * Colour histogram matching: before the run, recolour the style image so that its pixel mean and
   covariance equal the content's (`match_color_histogram`).
 
+`network_inputs` and `restore_colors` apply a `--preserve-colors` mode ("none", "luminance" or
+"histogram") before and after a run; the optimisation calls only those two.
+
 Everything here is plain numpy on float images of shape HxWx3 (RGB in [0, 1]) or HxW (a luminance
 channel). Results are float32. Shape problems raise `StyleTransferError`.
 """
@@ -18,6 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from tf_nst.errors import StyleTransferError
+
+PRESERVE_COLORS_MODES = ("none", "luminance", "histogram")
 
 # NTSC (FCC 1953) RGB -> YIQ matrix; rows give Y, I and Q.
 _RGB_TO_YIQ = np.array(
@@ -282,3 +287,72 @@ def chroma_distance(first: np.ndarray, second: np.ndarray) -> float:
     chroma_matrix = _RGB_TO_YIQ[1:]
     difference = (first_rgb - second_rgb) @ chroma_matrix.T
     return float(np.abs(difference).mean())
+
+
+def network_inputs(
+    content: np.ndarray, styles: list[np.ndarray] | tuple[np.ndarray, ...], mode: str
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Returns the content and style images the network sees under a --preserve-colors mode.
+
+    * "none": the images unchanged (as float32).
+    * "histogram": each style recoloured to the content's colour statistics
+      (`match_color_histogram`); the content unchanged.
+    * "luminance": grey images. The content becomes its luminance; each style becomes its
+      luminance matched to the content's mean and spread (`match_luminance`) and clipped to
+      [0, 1], the range the network's input has. The colour comes back in `restore_colors`.
+
+    Args:
+        content: HxWx3 RGB content image in [0, 1].
+        styles: HxWx3 RGB style images in [0, 1], any sizes.
+        mode: One of `PRESERVE_COLORS_MODES`.
+
+    Returns:
+        (content, styles) as float32 HxWx3 images.
+
+    Raises:
+        StyleTransferError: For an unknown mode or an image that is not a finite HxWx3 array.
+    """
+    _check_mode(mode)
+    if mode == "histogram":
+        return np.asarray(content, np.float32), [
+            match_color_histogram(style, content) for style in styles
+        ]
+    if mode == "luminance":
+        content_luminance = luminance(content)
+        grey_styles = [
+            np.clip(match_luminance(luminance(style), content_luminance), 0.0, 1.0)
+            for style in styles
+        ]
+        return luminance_image(content), [
+            np.repeat(grey[:, :, np.newaxis], 3, axis=2) for grey in grey_styles
+        ]
+    return np.asarray(content, np.float32), [np.asarray(style, np.float32) for style in styles]
+
+
+def restore_colors(image: np.ndarray, content: np.ndarray, mode: str) -> np.ndarray:
+    """Undoes `network_inputs` on a result: puts the content's chroma back after "luminance".
+
+    Args:
+        image: HxWx3 RGB result of the run, in [0, 1].
+        content: HxWx3 RGB content image of the same size, in [0, 1].
+        mode: One of `PRESERVE_COLORS_MODES`.
+
+    Returns:
+        The float32 HxWx3 image to save: the result's luminance with the content's chroma for
+        "luminance", else the result unchanged.
+
+    Raises:
+        StyleTransferError: For an unknown mode or, with "luminance", images that are not finite
+            HxWx3 arrays of the same size.
+    """
+    _check_mode(mode)
+    if mode == "luminance":
+        return combine_luminance_with_chroma(image, content)
+    return np.asarray(image, np.float32)
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in PRESERVE_COLORS_MODES:
+        raise StyleTransferError(
+            f"unknown --preserve-colors {mode!r}: choose one of {', '.join(PRESERVE_COLORS_MODES)}"
+        )

@@ -4,6 +4,9 @@ Input contract: float RGB in [0, 1], shape `[batch, height, width, 3]`, any heig
 Keras ("caffe") VGG preprocessing (scale to 0..255, RGB to BGR, subtract the ImageNet mean) happens
 inside the model, so callers, the training loop and the exported SavedModel all share one contract.
 
+The layer specification (names, depths, filters, the size floor) lives in `backbones`, which
+needs no TensorFlow; its names stay importable from here.
+
 The network is built here from its layer specification rather than taken from
 `keras.applications` directly: that lets us swap max pooling for average pooling, cut the graph
 after the deepest layer a run needs (the rest of VGG is dead weight), run the convolutions under a
@@ -17,70 +20,27 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import tempfile
 import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tf_nst.backbones import (  # noqa: F401  (the layer specification, re-exported from here)
+    BLOCK_DEPTHS,
+    BLOCK_FILTERS,
+    layer_names,
+    minimum_input_side,
+    validate_layers,
+)
 from tf_nst.errors import StyleTransferError
-from tf_nst.weights_file import check_weights_file
+from tf_nst.weights_file import check_weights_file, corrupt_weights_error, keras_weights_name
 
-# Convolutions per block; every block ends with a 2x2 pooling layer.
-BLOCK_DEPTHS = {"vgg16": (2, 2, 3, 3, 3), "vgg19": (2, 2, 4, 4, 4)}
-BLOCK_FILTERS = (64, 128, 256, 512, 512)
 # The ImageNet mean in BGR order, as `keras.applications.vgg19.preprocess_input` subtracts it.
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
 # Precision name to the Keras dtype policy of the convolutions.
 PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
-
-
-def layer_names(backbone: str) -> tuple[str, ...]:
-    """Returns the convolution layer names of `backbone`, in network order.
-
-    Raises:
-        StyleTransferError: If the backbone is unknown.
-    """
-    if backbone not in BLOCK_DEPTHS:
-        raise StyleTransferError(
-            f"unknown backbone {backbone!r}: choose one of {', '.join(BLOCK_DEPTHS)}"
-        )
-    return tuple(
-        f"block{block}_conv{conv}"
-        for block, depth in enumerate(BLOCK_DEPTHS[backbone], start=1)
-        for conv in range(1, depth + 1)
-    )
-
-
-def validate_layers(backbone: str, layers) -> tuple[str, ...]:
-    """Checks that every name in `layers` is a convolution layer of `backbone`.
-
-    Returns:
-        The layers as a tuple, in the order given.
-
-    Raises:
-        StyleTransferError: Naming the unknown layers and listing the valid ones.
-    """
-    valid = layer_names(backbone)
-    unknown = [name for name in layers if name not in valid]
-    if unknown:
-        hint = ""
-        if any(name in layer_names("vgg19") for name in unknown):
-            hint = " (that layer exists in vgg19: pass --backbone vgg19)"
-        raise StyleTransferError(
-            f"unknown layer {', '.join(unknown)} for backbone {backbone}{hint}; "
-            f"valid layers: {', '.join(valid)}"
-        )
-    return tuple(layers)
-
-
-def minimum_input_side(layers) -> int:
-    """Returns the smallest image side for which every layer in `layers` is at least 1x1.
-
-    A layer in block N sits behind N - 1 poolings that each halve the size (rounding down).
-    """
-    deepest_block = max(int(name[len("block")]) for name in layers)
-    return 2 ** (deepest_block - 1)
 
 
 @keras.saving.register_keras_serializable(package="tf_nst")
@@ -184,11 +144,12 @@ def _pretrained_backbone(backbone: str, weights) -> keras.Model:
             ) from None
     path = os.fspath(weights)
     check_weights_file(path, backbone)
+    _check_hdf5_opens(path)
     model = application(include_top=False, weights=None)
     initial = {layer.name: layer.get_weights()[0][..., :1].copy() for layer in _convolutions(model)}
     try:
-        with _quiet_keras_loading():
-            model.load_weights(path)
+        with _quiet_keras_loading(), _keras_loadable_name(path) as loadable:
+            model.load_weights(loadable)
     except Exception as error:  # h5py and Keras raise many types for corrupt or foreign files.
         raise StyleTransferError(
             f"weights file {path} does not fit the {backbone} backbone: {_mismatch(error)}"
@@ -207,6 +168,33 @@ def _pretrained_backbone(backbone: str, weights) -> keras.Model:
             f"{', '.join(unchanged)}{_other_backbone_hint(backbone)}"
         )
     return model
+
+
+def _check_hdf5_opens(path: str) -> None:
+    """Refuses a file h5py cannot open: damage that the signature check could not see.
+
+    Without this, Keras' loading error would be reported as a file of another network.
+    """
+    import h5py  # a Keras dependency
+
+    try:
+        with h5py.File(path, "r"):
+            pass
+    except Exception:  # h5py raises OSError and others for damaged files
+        raise corrupt_weights_error(path) from None
+
+
+@contextlib.contextmanager
+def _keras_loadable_name(path: str):
+    """Yields a name for `path` whose extension Keras recognises (lower case), via a symlink."""
+    name = keras_weights_name(path)
+    if name == os.path.basename(path):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="tf_nst-weights-") as directory:
+        link = os.path.join(directory, name)
+        os.symlink(os.path.abspath(path), link)
+        yield link
 
 
 def _copy_weights(model: keras.Model, source: keras.Model, names) -> None:
@@ -254,7 +242,7 @@ def preferred_precision() -> str:
 
     That is an Ampere-or-newer GPU (compute capability 8.0+) on every visible GPU, or, with no
     GPU, a CPU with the AVX512-BF16 or AMX-BF16 instructions, which oneDNN uses for bfloat16
-    convolutions (measured here: a bf16 step at 512 px takes 0.47x the time of fp32).
+    convolutions at about half the time of fp32 (benchmarks/README.md, "Precision").
     """
     gpus = tf.config.list_physical_devices("GPU")
     capabilities = [

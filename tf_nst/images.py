@@ -11,6 +11,7 @@ a `StyleTransferError` with a one-line message; arbitrary bytes never leak anoth
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import os
 import pathlib
@@ -22,12 +23,25 @@ from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
 
 from tf_nst.errors import StyleTransferError
 
 MAX_PIXELS: int = 89_478_485
 """Largest width * height an image may declare; Pillow's own default decompression-bomb limit."""
+
+REDUCING_GAP = 2.0
+"""A large image is box-reduced while decoding only down to this multiple of the side a run needs;
+the last step is Lanczos. Pillow's `thumbnail` uses the same gap, and at 2 the box stage leaves no
+visible trace."""
+
+FLOAT_WORK_BYTES_PER_PIXEL = 64
+"""Peak bytes per (reduced) pixel of turning decoded pixels into the float image: an RGBA copy
+(4), the uint8 array (4), float32 arrays for the conversion, compositing and clipping (3 x 12) and
+the Lanczos resize (per channel, then stacked and clipped), rounded up."""
+
+# Bytes per pixel of Pillow's storage of a decoded image, by mode; every other mode takes 4.
+_STORAGE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
 
 OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 """File extensions `save_image` can write, lower case."""
@@ -61,21 +75,80 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
 _PREMULTIPLIED_MODES = {"La": "LA", "RGBa": "RGBA"}
 
 
-def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """Decodes encoded image bytes into an RGB float image.
+@dataclasses.dataclass(frozen=True)
+class ImageInfo:
+    """What an image header says, read without decoding the pixels (`read_image_info`).
+
+    Attributes:
+        height: Height in pixels as stored (before any EXIF rotation; the long and short sides,
+            which are all the size checks and the memory estimate need, do not change with it).
+        width: Width in pixels as stored.
+        mode: Pillow's mode of the decoded pixels ("RGB", "L", "P", "I;16", ...).
+        file_bytes: Size of the encoded file, which `load_image` holds in memory while decoding.
+    """
+
+    height: int
+    width: int
+    mode: str = "RGB"
+    file_bytes: int = 0
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width), the form `scales` takes."""
+        return self.height, self.width
+
+
+def read_image_info(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> ImageInfo:
+    """Reads an image file's header: its size and pixel mode, without decoding the pixels.
+
+    Args:
+        path: Path of the image file.
+        max_pixels: Largest width * height the image may declare.
+
+    Returns:
+        The `ImageInfo`.
+
+    Raises:
+        StyleTransferError: For the same files `load_image` refuses, as far as a header shows.
+    """
+    label = _printable(os.fspath(path))
+    status = _check_image_file(path, label)
+    try:
+        with open(path, "rb") as file:
+            head = file.read(16)
+    except OSError as error:
+        raise _read_error(label, error) from error
+    with _decode_errors(label, head, max_pixels), Image.open(path, formats=_INPUT_FORMATS) as image:
+        _check_declared_size(image.size, label, max_pixels)
+        return ImageInfo(image.height, image.width, image.mode, status.st_size)
+
+
+def decode_image(
+    data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS, long_side: int | None = None
+) -> np.ndarray:
+    """Decodes encoded image bytes into an RGB float image, reduced to what a run needs.
 
     The EXIF orientation is applied, so a rotated phone photo comes out the right way up. Of an
     animated GIF, PNG or WebP only the first frame is used. Transparent pixels (LA, RGBA, PA,
     palette or colour-key transparency) are composited onto a WHITE background. Grayscale and
     bilevel images become three equal channels; 16-bit images are scaled by 65535, 32-bit integer
     images (mode I) by 65535 as well (their usual source is a 16-bit PNG or TIFF) and float images
-    (mode F) are taken to be in [0, 1] already; both are clipped to [0, 1].
+    (mode F) are taken to be in [0, 1] already; both are clipped to [0, 1]. PNG text chunks are
+    metadata: one too large for Pillow's safety limit is dropped, not taken for corruption.
+
+    With `long_side`, an image whose long side is longer is reduced while it is decoded, so the
+    full-size float image never exists: a JPEG is decoded at 1/2, 1/4 or 1/8 size by its DCT
+    (`draft`), other formats are box-filtered by an integer factor (`Image.reduce`) while still
+    8 or 16 bits, both keeping at least `REDUCING_GAP` times `long_side`; the float image is then
+    resized with `resize` (Lanczos) to exactly `scales.working_shape(full size, long_side)`.
+    Smaller images come back at their own size: upscaling is the run's business.
 
     Args:
         data: The encoded file contents (PNG, JPEG, GIF, WebP, AVIF, BMP, TIFF or PPM).
         name: How to refer to the image in error messages, usually its path.
         max_pixels: Largest width * height the header may declare. It can only tighten Pillow's
             process-wide limit `PIL.Image.MAX_IMAGE_PIXELS`, which is checked as well.
+        long_side: The longest side the caller needs, or None for the full size.
 
     Returns:
         A C-contiguous float32 array of shape (height, width, 3) with values in [0, 1].
@@ -88,19 +161,57 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS)
     label = _printable(name)
     if len(data) == 0:
         raise StyleTransferError(f"{label} is empty (0 bytes): pass a PNG or JPEG image")
+    if long_side is not None:
+        _check_positive_size("long_side", long_side)
     try:
-        # Turns Pillow's DecompressionBombWarning (declared size between its limit and twice it)
-        # into an exception for this decode only; catch_warnings restores the filters afterwards.
-        # Before Python 3.14 that save/restore is process-wide, so it is not thread-safe.
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=_INPUT_FORMATS) as image:
-                _check_declared_size(image.size, label, max_pixels)
-                # Decodes everything now, so truncated data fails here instead of yielding a
-                # partly grey picture.
-                image.load()
-                image = _apply_exif_orientation(image)
-                pixels = _to_rgb_float(image, label)
+        with _decode_errors(label, data, max_pixels):
+            return _decode(data, label, max_pixels, long_side)
+    except StyleTransferError as error:
+        if not _is_text_chunk_error(error.__cause__):
+            raise
+    # Only the text was too large; the same pixels without the text chunks decode normally.
+    with _decode_errors(label, data, max_pixels):
+        return _decode(_without_png_text_chunks(data), label, max_pixels, long_side)
+
+
+def _decode(data: bytes, label: str, max_pixels: int, long_side: int | None) -> np.ndarray:
+    # Turns Pillow's DecompressionBombWarning (declared size between its limit and twice it)
+    # into an exception for this decode only; catch_warnings restores the filters afterwards.
+    # Before Python 3.14 that save/restore is process-wide, so it is not thread-safe.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        opened = Image.open(io.BytesIO(data), formats=_INPUT_FORMATS)
+        try:
+            _check_declared_size(opened.size, label, max_pixels)
+            full_size = opened.size
+            if long_side is not None and opened.format == "JPEG":
+                opened.draft(None, _reduced_size(full_size, long_side))
+            # Decodes everything now, so truncated data fails here instead of yielding a
+            # partly grey picture.
+            opened.load()
+            orientation = _exif_orientation(opened)
+            image = opened if long_side is None else _reduce(opened, long_side)
+            if image is not opened:
+                opened.close()  # frees the full-size pixels before any float copy exists
+            stored_size = image.size
+            image = _orient(image, orientation)
+            if image.size != stored_size:  # a quarter turn: the full size turns with the image
+                full_size = full_size[::-1]
+            pixels = _to_rgb_float(image, label)
+        finally:
+            opened.close()
+    del image
+    if long_side is not None and max(full_size) > long_side:
+        height, width = _working_shape((full_size[1], full_size[0]), long_side)
+        pixels = resize(pixels, height, width)
+    return pixels
+
+
+@contextlib.contextmanager
+def _decode_errors(label: str, data: bytes, max_pixels: int) -> Iterator[None]:
+    """Turns whatever decoding `data` raises into a one-line `StyleTransferError`."""
+    try:
+        yield
     except StyleTransferError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
@@ -129,15 +240,18 @@ def decode_image(data: bytes, name: str = "image", max_pixels: int = MAX_PIXELS)
             f"{label} is truncated or corrupt ({type(error).__name__}: {_printable(str(error))}): "
             "re-export or re-download it"
         ) from error
-    return pixels
 
 
-def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def load_image(
+    path: str | os.PathLike, max_pixels: int = MAX_PIXELS, long_side: int | None = None
+) -> np.ndarray:
     """Reads an image file and decodes it with `decode_image`.
 
     Args:
         path: Path of the image file.
         max_pixels: Largest width * height the image may declare.
+        long_side: Reduce a larger image to this long side while decoding (see `decode_image`);
+            None keeps the full size.
 
     Returns:
         A C-contiguous float32 array of shape (height, width, 3) with values in [0, 1].
@@ -147,6 +261,39 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
             cannot be read, is empty, or does not decode (see `decode_image`).
     """
     label = _printable(os.fspath(path))
+    _check_image_file(path, label)
+    try:
+        data = pathlib.Path(path).read_bytes()
+    except OSError as error:
+        raise _read_error(label, error) from error
+    return decode_image(data, name=label, max_pixels=max_pixels, long_side=long_side)
+
+
+def decode_peak_bytes(info: ImageInfo, long_side: int | None = None) -> int:
+    """Returns an upper bound of the memory `load_image(path, long_side=...)` peaks at.
+
+    The encoded file, the decoded pixels at full size in Pillow's storage (1, 2 or 4 bytes per
+    pixel by mode; JPEG is counted at full size although `draft` decodes it smaller), a converted
+    copy where a mode must be converted before it can be reduced, and the float work at the
+    reduced size (`FLOAT_WORK_BYTES_PER_PIXEL`).
+    """
+    pixels = info.height * info.width
+    reduced = pixels // _reduction_factor((info.width, info.height), long_side) ** 2
+    storage = _STORAGE_BYTES.get(info.mode, 4)
+    conversion = 4 if info.mode in ("P", "PA", "I;16", "I;16L", "I;16B", "I;16N") else 0
+    conversion += 1 if info.mode == "1" else 0
+    return info.file_bytes + pixels * (storage + conversion) + reduced * FLOAT_WORK_BYTES_PER_PIXEL
+
+
+def loaded_shape(info: ImageInfo, long_side: int | None = None) -> tuple[int, int]:
+    """Returns the (height, width), up to a quarter turn, `load_image` gives for this image."""
+    if long_side is None or max(info.shape) <= long_side:
+        return info.shape
+    return _working_shape(info.shape, long_side)
+
+
+def _check_image_file(path: str | os.PathLike, label: str) -> os.stat_result:
+    """Returns the file's status if it is a non-empty regular file, else raises."""
     try:
         status = os.stat(path)
     except FileNotFoundError as error:
@@ -164,17 +311,78 @@ def load_image(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> np.ndar
         raise StyleTransferError(f"{label} is not a regular file: pass the path of an image file")
     if status.st_size == 0:
         raise StyleTransferError(f"{label} is empty (0 bytes): pass a PNG or JPEG image")
-    try:
-        data = pathlib.Path(path).read_bytes()
-    except PermissionError as error:
-        raise StyleTransferError(
+    return status
+
+
+def _read_error(label: str, error: OSError) -> StyleTransferError:
+    if isinstance(error, PermissionError):
+        return StyleTransferError(
             f"{label} cannot be read (permission denied): fix its permissions or copy it"
-        ) from error
-    except OSError as error:
-        raise StyleTransferError(
-            f"{label} cannot be read ({error.strerror or error}): check the file"
-        ) from error
-    return decode_image(data, name=label, max_pixels=max_pixels)
+        )
+    return StyleTransferError(f"{label} cannot be read ({error.strerror or error}): check the file")
+
+
+def _reduction_factor(size: tuple[int, int], long_side: int | None) -> int:
+    """The integer factor that keeps at least `REDUCING_GAP * long_side` of the long side."""
+    if long_side is None:
+        return 1
+    return max(1, int(max(size) // (REDUCING_GAP * long_side)))
+
+
+def _reduced_size(size: tuple[int, int], long_side: int) -> tuple[int, int]:
+    factor = _reduction_factor(size, long_side)
+    return max(1, size[0] // factor), max(1, size[1] // factor)
+
+
+def _reduce(image: Image.Image, long_side: int) -> Image.Image:
+    """Box-filters a loaded image by an integer factor, in its own bit depth, before floats."""
+    factor = _reduction_factor(image.size, long_side)
+    if factor < 2:
+        return image
+    if image.mode in _SIXTEEN_BIT_MODES or image.mode in ("I", "F"):
+        if "transparency" in image.info:
+            return image  # a colour key must be compared with unaveraged values
+        if image.mode in _SIXTEEN_BIT_MODES:
+            image = image.convert("I")  # reduce() has no 16-bit modes; I keeps the values
+    elif image.mode == "LAB":
+        return image  # refused by _to_rgb_float; no point in reducing it first
+    elif image.mode in _PREMULTIPLIED_MODES or image.mode in ("LA", "RGBA"):
+        pass  # reduce() averages these premultiplied itself
+    elif image.has_transparency_data:
+        # Palette and colour-key transparency must become alpha before pixels are averaged.
+        image = image.convert("RGBA")
+    elif image.mode == "P":
+        image = image.convert("RGB")  # averaging palette indices would mix unrelated colours
+    elif image.mode == "1":
+        image = image.convert("L")
+    return image.reduce(factor)
+
+
+def _working_shape(shape: tuple[int, int], long_side: int) -> tuple[int, int]:
+    from tf_nst.scales import working_shape  # pure Python; one definition of the working size
+
+    return working_shape(shape, long_side)
+
+
+def _is_text_chunk_error(error: BaseException | None) -> bool:
+    return isinstance(error, ValueError) and "MAX_TEXT" in str(error)
+
+
+def _without_png_text_chunks(data: bytes) -> bytes:
+    """Returns PNG `data` without its tEXt, zTXt and iTXt chunks (or unchanged if not PNG)."""
+    signature = b"\x89PNG\r\n\x1a\n"
+    if not data.startswith(signature):
+        return data
+    kept = [signature]
+    position = len(signature)
+    while position + 8 <= len(data):
+        length = int.from_bytes(data[position : position + 4], "big")
+        end = position + 12 + length
+        if data[position + 4 : position + 8] not in (b"tEXt", b"zTXt", b"iTXt"):
+            kept.append(data[position:end])
+        position = end
+    kept.append(data[position:])
+    return b"".join(kept)
 
 
 def resize_to_long_side(image: np.ndarray, long_side: int) -> np.ndarray:
@@ -266,16 +474,27 @@ def check_output_path(
 ) -> pathlib.Path:
     """Checks, before a run starts, that an image can be saved at `path`.
 
+    Beside the extension, the directory and the inputs, it checks what would otherwise only fail
+    at the end of a run: the name's length including the temporary name `save_image` writes first
+    (`.NAME.xxxxxxxx.tmp`, which must fit the file system's NAME_MAX), and a file standing where
+    a directory of the path should be.
+
+    Symbolic links: an output path that is itself a symbolic link is refused. Saving replaces the
+    file at `path` by renaming a new file over it, so it would replace the link, not write where
+    it points; refusing says so instead of surprising either way, and it can never turn into
+    overwriting an input through a link. Links among the parent directories are followed.
+
     Args:
         path: Where the output image will be written.
         input_paths: Paths of the run's input images, which must not be overwritten.
 
     Returns:
-        The resolved (absolute, symlink-free) output path.
+        The output path with its directory resolved (absolute, symlink-free).
 
     Raises:
-        StyleTransferError: If the extension is unknown, the path is a directory, its parent
-            directory is missing, not a directory or not writable, or it names one of the inputs.
+        StyleTransferError: If the extension is unknown, the path is a directory or a symbolic
+            link, its name is too long, a component of its directory is a file, its parent
+            directory is missing or not writable, or it names one of the inputs.
     """
     label = _printable(os.fspath(path))
     output = pathlib.Path(path)
@@ -294,12 +513,19 @@ def check_output_path(
         )
     parent = pathlib.Path(os.path.abspath(output)).parent
     parent_label = _printable(str(parent))
-    if not parent.exists():
-        raise StyleTransferError(f"output directory {parent_label} does not exist: create it first")
-    if not parent.is_dir():
+    existing = _first_existing_ancestor(parent)
+    if existing == parent and not os.path.isdir(parent):
         raise StyleTransferError(
             f"output directory {parent_label} is not a directory: choose another output path"
         )
+    if not os.path.isdir(existing):
+        raise StyleTransferError(
+            f"output directory {parent_label} cannot be created: {_printable(str(existing))} is "
+            "a file, not a directory; choose another output path"
+        )
+    if existing != parent:
+        raise StyleTransferError(f"output directory {parent_label} does not exist: create it first")
+    check_name_length(output, parent)
     # Writing needs W (create the temporary file) and X (reach entries) on the directory. The
     # effective ids are the ones the later open() is checked against.
     writable = os.access(
@@ -316,7 +542,55 @@ def check_output_path(
                 f"refusing to overwrite the input {_printable(os.fspath(input_path))} with the "
                 f"output {label}: choose another output path"
             )
-    return output.resolve()
+    if output.is_symlink():
+        raise StyleTransferError(
+            f"output path {label} is a symbolic link (to {_printable(os.readlink(output))}): "
+            "tf-nst replaces the file it writes rather than writing through a link; give the "
+            "real path or another name"
+        )
+    return parent.resolve() / output.name
+
+
+TEMPORARY_NAME_EXTRA = len(".") + len(".") + 8 + len(".tmp")
+"""Bytes `save_image`'s temporary name `.NAME.xxxxxxxx.tmp` adds to NAME (mkstemp: 8 random)."""
+
+
+def check_name_length(path: str | os.PathLike, directory: str | os.PathLike | None = None) -> None:
+    """Refuses a file name that, with the temporary name written first, exceeds NAME_MAX.
+
+    Args:
+        path: The file to be written atomically (`save_image`, `atomic_write_bytes`).
+        directory: An existing directory whose file system decides the limit; `path`'s parent
+            by default.
+
+    Raises:
+        StyleTransferError: Naming the limit and how long the name may be.
+    """
+    name = pathlib.Path(path).name
+    directory = pathlib.Path(os.path.abspath(path)).parent if directory is None else directory
+    limit = _name_max(directory)
+    length = len(os.fsencode(name))
+    if length + TEMPORARY_NAME_EXTRA > limit:
+        raise StyleTransferError(
+            f"output name {_printable(name[:40])}... is {length} bytes long, but it is first "
+            f"written as .NAME.xxxxxxxx.tmp and this file system allows {limit} bytes per name: "
+            f"use a name of at most {limit - TEMPORARY_NAME_EXTRA} bytes"
+        )
+
+
+def _name_max(directory) -> int:
+    try:
+        return os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
+
+
+def _first_existing_ancestor(directory: pathlib.Path) -> pathlib.Path:
+    """The directory itself if it exists, else its nearest existing ancestor (maybe a file)."""
+    candidate = directory
+    while not os.path.exists(candidate) and candidate != candidate.parent:
+        candidate = candidate.parent
+    return candidate
 
 
 def save_image(image: np.ndarray, path: str | os.PathLike) -> None:
@@ -468,15 +742,34 @@ def _bomb_message(error: Exception, label: str, max_pixels: int) -> str:
     return f"{label} declares more than {limit} pixels, over the limit: use a smaller image"
 
 
-def _apply_exif_orientation(image: Image.Image) -> Image.Image:
+_ORIENTATION_TAG = 0x0112
+# EXIF orientation to the transposition that turns the stored pixels upright (as
+# `PIL.ImageOps.exif_transpose` does, but applicable to the reduced image).
+_ORIENTATION_TRANSPOSES = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
+def _exif_orientation(image: Image.Image) -> int | None:
     try:
-        return ImageOps.exif_transpose(image)
+        return image.getexif().get(_ORIENTATION_TAG)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise
     except Exception:
         # Broken EXIF metadata should not cost the user an otherwise good picture; the pixels are
         # already decoded, only the orientation hint is lost.
-        return image
+        return None
+
+
+def _orient(image: Image.Image, orientation: int | None) -> Image.Image:
+    transpose = _ORIENTATION_TRANSPOSES.get(orientation) if isinstance(orientation, int) else None
+    return image if transpose is None else image.transpose(transpose)
 
 
 def _to_rgb_float(image: Image.Image, label: str) -> np.ndarray:

@@ -43,9 +43,8 @@ def gram_matrix(features: tf.Tensor) -> tf.Tensor:
     """Returns the Gram matrices of a batch of feature maps, divided by the number of locations.
 
     Computed as one batched matmul of the flattened features, with a hand-written gradient: the
-    profiler put the `einsum` form and its two-matmul autodiff gradient at 30% of a bf16 step at
-    512 px; this form takes half the time (0.09 s against 0.19 s for the forward and backward
-    pass of the five default style layers at 512 px, measured side by side).
+    `einsum` form and its two-matmul autodiff gradient were a large share of a step in the
+    profile, and this form halves their time (benchmarks/README.md, "Gram matrix").
 
     Args:
         features: `[batch, height, width, channels]`.

@@ -1,27 +1,49 @@
 """Peak-memory estimate of a run, and the check that refuses runs that cannot fit.
 
-The estimate is analytic: it counts the activations of every convolution the step runs at the
-working size (they dominate), multiplies by how many copies the forward and backward pass keep
-alive, and adds the weights and a fixed base for the runtime. `ACTIVATION_COPIES` and
-`BASE_BYTES` were fitted to peak resident memory measured on the CPU at 256 to 2048 px, in bf16
-and fp32 (`benchmarks/` re-measures it): peak = 799 MB + 1828 MB per megapixel in bf16,
-R² = 0.9998, and these constants over-estimate every measured run by 2-10%. Memory grows
-linearly in pixel count, so a coarse-to-fine run peaks at its largest scale.
+`estimate_run_bytes` covers a whole run: the runtime, decoding the images, the images it keeps,
+the colour pre-processing, the style's features at --style-scale and the optimisation step at the
+largest scale. It needs only the images' headers and the config, and imports neither TensorFlow
+nor the network, so the CLI calls it before TensorFlow loads.
+
+The step's part (`estimate_peak_bytes`) is analytic: it counts the activations of every
+convolution the step runs at the working size (they dominate), multiplies by how many copies the
+forward and backward pass keep alive, and adds the weights and a fixed base for the runtime. Its
+constants were fitted to peak resident memory measured on the CPU (benchmarks/README.md,
+"Memory", has the figures; `benchmarks/` re-measures them) so that they over-estimate every
+measured run a little. Memory grows linearly in pixel count, so a coarse-to-fine run peaks at
+its largest scale.
 """
 
 from __future__ import annotations
 
+import math
 import os
+from collections.abc import Sequence
 
+from tf_nst import images
+from tf_nst.backbones import BLOCK_DEPTHS, BLOCK_FILTERS, layer_names
 from tf_nst.errors import StyleTransferError
-from tf_nst.features import BLOCK_DEPTHS, BLOCK_FILTERS, layer_names
+from tf_nst.lbfgs import LBFGS_HISTORY
+from tf_nst.scales import plan_scales, style_long_side, working_shape
 
 # Live copies of each activation during a training step: forward output, ReLU mask, gradient and
 # the workspace of the convolution's backward pass. Fitted on the CPU; see the module docstring.
 ACTIVATION_COPIES = 3.5
+# Live copies of each activation when only the forward pass runs (the style targets): Keras keeps
+# every layer's output until the call returns, and each convolution's output before its ReLU is
+# alive beside it for a moment; the outputs the run reads are also cast to float32.
+FORWARD_COPIES = 2.0
+# Bytes per pixel of a float32 RGB image, which is how the run holds every image.
+FLOAT_IMAGE_BYTES = 12
+# Bytes per pixel of resizing an image to a working size and handing it to the network (the
+# float image, Lanczos' per-channel copies, the stacked and clipped results, the input tensor).
+RESIZE_WORK_BYTES = 64
+# Bytes per pixel of the colour pre-processing of --preserve-colors luminance or histogram, which
+# works in float64 (colors.py): the image, its centred pixels, the matched result, and copies.
+COLOR_WORK_BYTES = 120
 # TensorFlow, Keras and Python themselves: the intercept of the fit.
 BASE_BYTES = 800 * 2**20
-# XLA keeps more buffers alive: two benchmark runs measured 1.13-1.72x the non-XLA estimate.
+# XLA keeps more buffers alive than the graph executor (benchmarks/README.md, "Memory").
 JIT_FACTOR = 1.8
 BYTES_PER_ELEMENT = {"fp32": 4, "bf16": 2, "fp16": 2}
 
@@ -46,8 +68,114 @@ def estimate_peak_bytes(
         jit: Whether the step is compiled with XLA.
         lbfgs_history: The correction pairs L-BFGS keeps, 0 for Adam. scipy holds them, and
             working vectors, in float64 on the host: (2 * history + 12) values per pixel and
-            channel, fitted to the default 2048 px run (peak 8.74 GiB; estimate 8.75 GiB).
+            channel, fitted to the default 2048 px run (benchmarks/README.md, "Memory").
     """
+    activation_elements, weight_elements = _network_elements(height, width, backbone, layers)
+    element_bytes = BYTES_PER_ELEMENT.get(precision, 4)
+    # The image, its Adam moments and gradient stay float32 whatever the precision.
+    image_bytes = 6 * height * width * 3 * 4
+    lbfgs_bytes = (2 * lbfgs_history + 12) * height * width * 3 * 8 if lbfgs_history else 0
+    return int(
+        BASE_BYTES
+        + ACTIVATION_COPIES * (JIT_FACTOR if jit else 1.0) * activation_elements * element_bytes
+        + weight_elements * 4 * (1 if precision == "fp32" else 1.5)
+        + image_bytes
+        + lbfgs_bytes
+    )
+
+
+def estimate_run_bytes(
+    config,
+    content: images.ImageInfo,
+    styles: Sequence[images.ImageInfo],
+    init: images.ImageInfo | None = None,
+    precision: str | None = None,
+) -> int:
+    """Returns the estimated peak resident memory of a whole run, before anything is decoded.
+
+    It assumes the images are loaded as the run needs them: `images.load_image(path,
+    long_side=config.size)` for the content and an init image, and `long_side=style_long_side(
+    config.size, config.style_scale)` for the styles (`load_sides` gives both). It counts
+
+    * the runtime (`BASE_BYTES`), always;
+    * the images the run keeps, as float32, at their loaded sizes;
+    * the largest of these moments: decoding the largest image (`images.decode_peak_bytes`);
+      the colour pre-processing; extracting a style's features at its working size at the
+      largest scale (the --style-scale term, forward pass only); the step at the largest scale
+      (`estimate_peak_bytes`, with the L-BFGS history when the optimizer is L-BFGS).
+
+    Args:
+        config: The run's `StyleConfig`.
+        content: The content image's header (`images.read_image_info`), or `ImageInfo(h, w)`.
+        styles: The style images' headers.
+        init: The header of an --init image, if the run starts from one.
+        precision: The resolved precision; by default the config's, with "auto" counted as the
+            larger "fp32" (telling bf16 hardware apart needs TensorFlow).
+
+    Returns:
+        The estimate in bytes.
+    """
+    if precision is None:
+        precision = "fp32" if config.precision == "auto" else config.precision
+    layers = tuple(config.content_layers) + tuple(config.style_layers)
+    content_side, style_side = load_sides(config)
+    loads = [(content, content_side)] + [(style, style_side) for style in styles]
+    if init is not None:
+        loads.append((init, content_side))
+    kept = sum(math.prod(images.loaded_shape(info, side)) for info, side in loads)
+    decoding = max(images.decode_peak_bytes(info, side) for info, side in loads)
+    colour = 0
+    if config.preserve_colors != "none":
+        colour = COLOR_WORK_BYTES * max(
+            math.prod(images.loaded_shape(info, side)) for info, side in loads
+        )
+    largest = plan_scales(config.size, config.steps, config.scales)[-1].long_side
+    style_features = max(
+        _forward_bytes(
+            working_shape(images.loaded_shape(style, style_side), style_side),
+            config.backbone,
+            layers,
+            precision,
+        )
+        for style in styles
+    )
+    height, width = working_shape(images.loaded_shape(content, content_side), largest)
+    step = estimate_peak_bytes(
+        height,
+        width,
+        config.backbone,
+        layers,
+        precision,
+        config.jit,
+        LBFGS_HISTORY if config.optimizer == "lbfgs" else 0,
+    )
+    return int(
+        BASE_BYTES
+        + FLOAT_IMAGE_BYTES * kept
+        + max(decoding, colour, style_features, step - BASE_BYTES)
+    )
+
+
+def load_sides(config) -> tuple[int, int]:
+    """Returns the long sides to load the (content and init, style) images at for `config`."""
+    return config.size, style_long_side(config.size, config.style_scale)
+
+
+def _forward_bytes(shape: tuple[int, int], backbone: str, layers, precision: str) -> int:
+    """The peak of one forward pass without gradient on an image of `shape`, beyond the base."""
+    height, width = shape
+    activations, weights = _network_elements(height, width, backbone, layers)
+    # Outputs and intermediate tensors are float32 at fp32 and mixed at bf16/fp16; count 4 bytes
+    # for all of them, as the outputs the run reads are cast to float32 anyway.
+    return int(
+        RESIZE_WORK_BYTES * height * width
+        + FORWARD_COPIES * activations * max(4, BYTES_PER_ELEMENT.get(precision, 4))
+        + weights * 4 * (1 if precision == "fp32" else 1.5)
+    )
+
+
+def _network_elements(height: int, width: int, backbone: str, layers) -> tuple[int, int]:
+    """Counts (activation elements, weight elements) of the network cut after the deepest layer."""
     names = layer_names(backbone)
     deepest = max(names.index(name) for name in layers)
     activation_elements = 0
@@ -64,17 +192,7 @@ def estimate_peak_bytes(
             channels_in = filters
             index += 1
         block_height, block_width = max(1, block_height // 2), max(1, block_width // 2)
-    element_bytes = BYTES_PER_ELEMENT.get(precision, 4)
-    # The image, its Adam moments and gradient stay float32 whatever the precision.
-    image_bytes = 6 * height * width * 3 * 4
-    lbfgs_bytes = (2 * lbfgs_history + 12) * height * width * 3 * 8 if lbfgs_history else 0
-    return int(
-        BASE_BYTES
-        + ACTIVATION_COPIES * (JIT_FACTOR if jit else 1.0) * activation_elements * element_bytes
-        + weight_elements * 4 * (1 if precision == "fp32" else 1.5)
-        + image_bytes
-        + lbfgs_bytes
-    )
+    return activation_elements, weight_elements
 
 
 def available_bytes() -> int | None:

@@ -14,45 +14,48 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import queue
-import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
-from scipy import optimize
 
-from tf_nst import colors
+from tf_nst import colors, images
+from tf_nst.backbones import validate_layer_choice
 from tf_nst.config import StyleConfig
 from tf_nst.errors import StyleTransferError
-from tf_nst.features import (
-    build_feature_extractor,
-    minimum_input_side,
-    preferred_precision,
-)
+from tf_nst.features import build_feature_extractor, preferred_precision
+from tf_nst.lbfgs import LBFGS_HISTORY, LbfgsDriver
 from tf_nst.losses import LossWeights, style_targets, total_loss
+from tf_nst.scales import (
+    COARSEST_SIDE,
+    MINIMUM_SCALE_STEPS,
+    MULTISCALE_THRESHOLD,
+    Scale,
+    check_image_sizes,
+    plan_scales,
+    style_long_side,
+    working_shape,
+)
 
-# Up to this long side one scale is cheap enough; above it, coarse-to-fine pays off twice: the
-# coarse steps cost a quarter as much, and the strokes laid down at the coarse scale come out
-# larger, closer to the painting's (measured on tubingen + starry_night at 512 px: 2 scales took
-# 310 s against 715 s for 1, with stronger swirls).
-MULTISCALE_THRESHOLD = 384
-# The coarsest scale of an automatic pyramid.
-COARSEST_SIDE = 256
-# Correction pairs kept by L-BFGS (scipy's default `maxcor`).
-LBFGS_HISTORY = 10
-# No scale of a pyramid gets fewer steps than this, or its upsampling artefacts stay.
-MINIMUM_SCALE_STEPS = 20
-
-
-@dataclasses.dataclass(frozen=True)
-class Scale:
-    """One level of the coarse-to-fine pyramid: its long side and its step count."""
-
-    long_side: int
-    steps: int
+# The scale plan now lives in `scales` and the L-BFGS driver in `lbfgs`; their names stay
+# importable from here until every caller imports them from their modules.
+__all__ = [
+    "COARSEST_SIDE",
+    "LBFGS_HISTORY",
+    "MINIMUM_SCALE_STEPS",
+    "MULTISCALE_THRESHOLD",
+    "Scale",
+    "StepResult",
+    "Stylizer",
+    "make_adam_step",
+    "make_loss_and_gradient",
+    "plan_scales",
+    "resolve_precision",
+    "stylize",
+    "working_shape",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,52 +99,14 @@ def resolve_precision(precision: str) -> str:
     return preferred_precision() if precision == "auto" else precision
 
 
-def plan_scales(size: int, steps: int, scales: int | None = None) -> list[Scale]:
-    """Splits `steps` over a coarse-to-fine pyramid that ends at `size`.
+def _resize(image, height: int, width: int) -> np.ndarray:
+    """Resizes an `[height, width, 3]` image, numpy or tensor, with `images.resize`.
 
-    Each scale doubles the long side of the one before. Without an explicit `scales`, sizes up to
-    `MULTISCALE_THRESHOLD` run at one scale and larger ones start near `COARSEST_SIDE`. Coarse
-    steps are cheap (a quarter of the pixels of the next scale), so most steps go there: scale k of
-    n gets a share proportional to 2^(n - 1 - k).
-
-    Args:
-        size: Long side of the output.
-        steps: Total steps over all scales.
-        scales: Number of scales, or None to choose by size.
-
-    Returns:
-        The scales, coarsest first, with steps summing to `steps`.
+    That is the package's one resizer (Lanczos, in numpy and Pillow, so the CLI can use it before
+    TensorFlow loads). Its clip to [0, 1] also bounds L-BFGS's unbounded iterates.
     """
-    if scales is None:
-        scales = 1
-        if size > MULTISCALE_THRESHOLD:
-            scales = 1 + math.ceil(math.log2(size / COARSEST_SIDE) - 1e-9)
-    scales = max(1, min(scales, steps))
-    sides = [max(1, round(size / 2 ** (scales - 1 - index))) for index in range(scales)]
-    shares = [2 ** (scales - 1 - index) for index in range(scales)]
-    minimum = min(MINIMUM_SCALE_STEPS, steps // scales)
-    counts = [max(minimum, int(steps * share / sum(shares))) for share in shares]
-    counts[0] += steps - sum(counts)
-    if counts[0] < minimum:  # the minimums overflowed the budget: take it back from the coarsest.
-        counts = [steps // scales] * scales
-        counts[-1] += steps - sum(counts)
-    return [Scale(side, count) for side, count in zip(sides, counts, strict=True)]
-
-
-def working_shape(image_shape: Sequence[int], long_side: int) -> tuple[int, int]:
-    """Returns (height, width) of an image of `image_shape` scaled to `long_side`."""
-    height, width = int(image_shape[0]), int(image_shape[1])
-    factor = long_side / max(height, width)
-    return max(1, round(height * factor)), max(1, round(width * factor))
-
-
-def resize_image(image, height: int, width: int) -> tf.Tensor:
-    """Resizes an `[height, width, 3]` image with antialiased bicubic filtering, kept in [0, 1]."""
-    image = tf.convert_to_tensor(image, tf.float32)
-    if image.shape[0] != height or image.shape[1] != width:
-        image = tf.image.resize(image, (height, width), method="bicubic", antialias=True)
-    # Bicubic overshoots, and L-BFGS's unbounded iterates may leave [0, 1] too.
-    return tf.clip_by_value(image, 0.0, 1.0)
+    pixels = image.numpy() if isinstance(image, tf.Tensor | tf.Variable) else image
+    return images.resize(np.asarray(pixels, np.float32), height, width)
 
 
 def make_adam_step(
@@ -194,94 +159,6 @@ def _loss_and_gradient(extractor, weights, image, content_targets, style_gram_ta
     return loss, terms, tape.gradient(loss, image)
 
 
-class _LbfgsDriver:
-    """Runs scipy's L-BFGS-B in a worker thread, one function evaluation at a time.
-
-    scipy owns its loop, but our loop must yield after every evaluation (keep-best, progress,
-    TensorBoard, interrupts, the time limit). So the worker only proposes points: it hands each
-    `x` to the caller's thread and waits for the loss and gradient, which the caller computes with
-    TensorFlow. Closing the driver makes the worker's next wait raise, which ends scipy's loop.
-
-    The problem is left unbounded, as in the classic L-BFGS style-transfer implementations: with
-    box bounds, L-BFGS-B's Cauchy-point search over every pixel cost 0.27 s per evaluation at
-    256 px here (more than the network's forward and backward pass), against 0.04 s without. The
-    image is clipped to [0, 1] when it is shown or saved.
-    """
-
-    class _StopRequestedError(Exception):
-        pass
-
-    def __init__(self, initial: np.ndarray, max_evaluations: int, history: int = LBFGS_HISTORY):
-        self._shape = initial.shape
-        self._requests: queue.Queue = queue.Queue(maxsize=1)
-        self._answers: queue.Queue = queue.Queue(maxsize=1)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._run,
-            args=(initial.astype(np.float64).ravel(), max_evaluations, history),
-            daemon=True,
-        )
-        self._thread.start()
-
-    def _run(self, initial, max_evaluations, history):
-        try:
-            optimize.minimize(
-                self._evaluate,
-                initial,
-                jac=True,
-                method="L-BFGS-B",
-                options={
-                    "maxiter": max_evaluations,
-                    "maxfun": max_evaluations,
-                    "maxcor": history,
-                    "ftol": 0.0,
-                    "gtol": 0.0,
-                },
-            )
-        except self._StopRequestedError:
-            pass
-        except BaseException as error:  # handed to the caller's thread by next_point
-            self._error = error
-        finally:
-            self._requests.put(None)
-
-    def _evaluate(self, point):
-        self._requests.put(point.reshape(self._shape).astype(np.float32))
-        answer = self._answers.get()
-        if answer is None:
-            raise self._StopRequestedError
-        loss, gradient = answer
-        return loss, gradient.astype(np.float64).ravel()
-
-    def next_point(self) -> np.ndarray | None:
-        """Returns the next point to evaluate, or None when scipy has finished.
-
-        Raises:
-            BaseException: Whatever scipy raised in the worker (a MemoryError, say).
-        """
-        while True:
-            try:
-                point = self._requests.get(timeout=0.1)
-            except queue.Empty:  # a short timeout keeps the caller's thread responsive to signals
-                continue
-            if point is None and self._error is not None:
-                raise self._error
-            return point
-
-    def answer(self, loss: float, gradient: np.ndarray) -> None:
-        """Gives scipy the loss and gradient at the last point."""
-        self._answers.put((loss, gradient))
-
-    def close(self) -> None:
-        """Stops the worker and waits for it."""
-        while self._thread.is_alive():
-            with contextlib.suppress(queue.Full):
-                self._answers.put_nowait(None)
-            with contextlib.suppress(queue.Empty):
-                self._requests.get(timeout=0.1)
-        self._thread.join()
-
-
 class Stylizer:
     """One style-transfer run: targets, image variable, optimizer, best image.
 
@@ -310,8 +187,12 @@ class Stylizer:
             raise StyleTransferError("no style image given: pass at least one STYLE image")
         self.config = config
         self.blend = config.normalized_style_blend(len(styles))
+        layers = validate_layer_choice(config.backbone, config.content_layers, config.style_layers)
+        self.scales = check_image_sizes(config, content.shape, [style.shape for style in styles])
+        _check_seed(config)
+        if config.init not in ("content", "noise", "style") and init_image is None:
+            raise StyleTransferError(f"--init {config.init} is a path: load it and pass init_image")
         self.precision = resolve_precision(config.precision)
-        layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
         if extractor is None:
             extractor = build_feature_extractor(
                 layers, config.backbone, config.weights, config.pooling, self.precision
@@ -327,14 +208,13 @@ class Stylizer:
             content_layers=config.content_layers,
             normalization=config.loss_normalization,
         )
-        self.scales = plan_scales(config.size, config.steps, config.scales)
         self.output_shape = working_shape(content.shape, config.size)
-        self._check_sizes(content, styles, layers)
         self.content = np.asarray(content, np.float32)
-        self.styles, self._content_for_network = self._color_inputs(content, styles)
-        if config.init not in ("content", "noise", "style") and init_image is None:
-            raise StyleTransferError(f"--init {config.init} is a path: load it and pass init_image")
+        self._content_for_network, self.styles = colors.network_inputs(
+            self.content, styles, config.preserve_colors
+        )
         self._init_image = init_image
+        self._output_content: np.ndarray | None = None
         self.step = 0
         self.scale_index = 0
         self.best_loss = math.inf
@@ -345,54 +225,18 @@ class Stylizer:
         self._scale_ready = -1
         self._restored_step_in_scale = 0
 
-    def _check_sizes(self, content, styles, layers) -> None:
-        minimum = minimum_input_side(layers)
-        coarsest = working_shape(content.shape, self.scales[0].long_side)
-        if min(coarsest) < minimum:
-            raise StyleTransferError(
-                f"the content image works at {coarsest[1]}x{coarsest[0]} px at the coarsest "
-                f"scale, below the {minimum} px the layer {max(layers)} needs: raise --size, "
-                "lower --scales, or use a less elongated image"
-            )
-        for index, style in enumerate(styles):
-            shape = working_shape(
-                style.shape, max(1, round(self.scales[0].long_side * self.config.style_scale))
-            )
-            if min(shape) < minimum:
-                raise StyleTransferError(
-                    f"style image {index + 1} works at {shape[1]}x{shape[0]} px, below the "
-                    f"{minimum} px the layer {max(layers)} needs: raise --style-scale or --size"
-                )
-
-    def _color_inputs(self, content, styles):
-        """Returns the style images and content image the network sees, per --preserve-colors."""
-        mode = self.config.preserve_colors
-        if mode == "histogram":
-            return [colors.match_color_histogram(style, content) for style in styles], content
-        if mode == "luminance":
-            content_luminance = colors.luminance(content)
-            matched = [
-                colors.match_luminance(colors.luminance(style), content_luminance)
-                for style in styles
-            ]
-            return (
-                [np.repeat(np.clip(lum, 0, 1)[..., None], 3, axis=-1) for lum in matched],
-                colors.luminance_image(content),
-            )
-        return [np.asarray(style, np.float32) for style in styles], content
-
     # --- per-scale setup -------------------------------------------------------------------
 
     def _prepare_scale(self, index: int, start_image=None) -> None:
         scale = self.scales[index]
         height, width = working_shape(self.content.shape, scale.long_side)
-        content = resize_image(self._content_for_network, height, width)
-        style_side = max(1, round(scale.long_side * self.config.style_scale))
+        content = _resize(self._content_for_network, height, width)
+        style_side = style_long_side(scale.long_side, self.config.style_scale)
         style_features = []
         for style in self.styles:
             style_height, style_width = working_shape(style.shape, style_side)
             style_features.append(
-                self.extractor(resize_image(style, style_height, style_width)[None], training=False)
+                self.extractor(_resize(style, style_height, style_width)[None], training=False)
             )
         # Computed once per scale, never per step.
         self._style_grams = style_targets(
@@ -402,6 +246,7 @@ class Stylizer:
             ],
             self.blend,
         )
+        del style_features  # the style's activations can be large (--style-scale): free them now
         content_features = self.extractor(content[None], training=False)
         self._content_targets = {
             name: content_features[name] for name in self.config.content_layers
@@ -409,7 +254,7 @@ class Stylizer:
         if start_image is None:
             start_image = self._initial_image(index, content, height, width)
         self._image = tf.Variable(
-            resize_image(start_image, height, width)[None], name="image", dtype=tf.float32
+            _resize(start_image, height, width)[None], name="image", dtype=tf.float32
         )
         self._optimizer = keras.optimizers.Adam(learning_rate=self.config.learning_rate)
         self._optimizer.build([self._image])
@@ -430,8 +275,8 @@ class Stylizer:
             generator = np.random.default_rng(self.config.seed)
             return generator.uniform(0.0, 1.0, (height, width, 3)).astype(np.float32)
         if init == "style":
-            return resize_image(self.styles[0], height, width)
-        return resize_image(self._init_image, height, width)
+            return _resize(self.styles[0], height, width)
+        return _resize(self._init_image, height, width)
 
     # --- checkpoint and resume -------------------------------------------------------------
 
@@ -456,19 +301,30 @@ class Stylizer:
     def restore(self, path: str) -> None:
         """Restores the state saved by `checkpoint()` at `path`, so that `steps()` continues.
 
+        Everything is read through `tf.train.Checkpoint` objects: first a small one holding only
+        the scale index and the image (of any shape), which say how to build this run's state at
+        that scale; then the full `checkpoint()` structure, restored in place.
+
         Raises:
-            StyleTransferError: If the checkpoint does not belong to this run's settings.
+            StyleTransferError: If the checkpoint does not belong to this run's settings, or
+                cannot be read (missing, truncated or corrupt), in one line.
         """
-        reader = tf.train.load_checkpoint(path)
-        scale_index = int(reader.get_tensor("scale_index/.ATTRIBUTES/VARIABLE_VALUE"))
-        image_shape = reader.get_variable_to_shape_map()["image/.ATTRIBUTES/VARIABLE_VALUE"]
-        if scale_index >= len(self.scales):
+        layout = tf.train.Checkpoint(
+            scale_index=tf.Variable(-1, dtype=tf.int64),
+            image=tf.Variable(tf.zeros([0, 0, 0, 3]), shape=tf.TensorShape(None)),
+        )
+        with _unreadable_checkpoint(path):
+            layout.read(path).expect_partial().assert_existing_objects_matched()
+        scale_index = int(layout.scale_index.numpy())
+        image_shape = [int(side) for side in tf.shape(layout.image).numpy()]
+        del layout
+        if not 0 <= scale_index < len(self.scales):
             raise StyleTransferError(
                 f"checkpoint {path} is at scale {scale_index + 1} but this run has "
                 f"{len(self.scales)}: resume with the same --size, --steps and --scales"
             )
         height, width = working_shape(self.content.shape, self.scales[scale_index].long_side)
-        if list(image_shape) != [1, height, width, 3]:
+        if image_shape != [1, height, width, 3]:
             raise StyleTransferError(
                 f"checkpoint {path} holds a {image_shape[2]}x{image_shape[1]} image but this run "
                 f"works at {width}x{height}: resume with the same content image and --size"
@@ -477,7 +333,8 @@ class Stylizer:
         state = self.checkpoint()
         # read(), not restore(): it also accepts `Checkpoint.write()` files, which have no
         # save_counter; expect_partial() silences the unused save_counter of `save()` files.
-        state.read(path).assert_existing_objects_matched().expect_partial()
+        with _unreadable_checkpoint(path):
+            state.read(path).assert_existing_objects_matched().expect_partial()
         self.step = int(state.step.numpy())
         self.best_loss = float(state.best_loss.numpy())
         self.best_image = tf.convert_to_tensor(state.best_image)
@@ -567,7 +424,7 @@ class Stylizer:
     def _lbfgs_scale(self, count: int):
         """Yields (loss, terms, evaluated image, seconds) for `count` L-BFGS evaluations."""
         function = make_loss_and_gradient(self.extractor, self.weights, self.config.jit)
-        driver = _LbfgsDriver(self._image[0].numpy(), count)
+        driver = LbfgsDriver(self._image[0].numpy(), count)
         try:
             for _ in range(count):
                 started = time.perf_counter()
@@ -604,11 +461,11 @@ class Stylizer:
         content's chroma here; otherwise the image is only resized.
         """
         height, width = self.output_shape
-        resized = resize_image(image, height, width).numpy()
-        if self.config.preserve_colors == "luminance":
-            content = resize_image(self.content, height, width).numpy()
-            return colors.combine_luminance_with_chroma(resized, content)
-        return resized
+        if self._output_content is None:  # resized once, not at every intermediate save
+            self._output_content = _resize(self.content, height, width)
+        return colors.restore_colors(
+            _resize(image, height, width), self._output_content, self.config.preserve_colors
+        )
 
     def final_image(self) -> np.ndarray:
         """Returns the best image of the latest scale, at the output size, post-processed.
@@ -638,3 +495,29 @@ def stylize(
     `final_image()`.
     """
     return Stylizer(content, styles, config or StyleConfig(), extractor, init_image).steps()
+
+
+def _check_seed(config: StyleConfig) -> None:
+    """Refuses a negative seed in one line: numpy's generators take only seeds >= 0."""
+    if config.seed is not None and config.seed < 0:
+        raise StyleTransferError(f"--seed must be >= 0, got {config.seed}")
+
+
+@contextlib.contextmanager
+def _unreadable_checkpoint(path: str):
+    """Turns any failure to read a checkpoint into a one-line `StyleTransferError`.
+
+    A truncated or corrupt checkpoint makes TensorFlow raise many types (`OpError`, `ValueError`,
+    `AssertionError`, and `IndexError` for a short data file), much like corrupt image bytes do.
+    """
+    try:
+        yield
+    except StyleTransferError:
+        raise
+    except Exception as error:
+        lines = (str(error).strip() or type(error).__name__).splitlines()
+        reason = f"{type(error).__name__}: {lines[0].rstrip(' :.')}"
+        raise StyleTransferError(
+            f"checkpoint {path} cannot be restored ({reason}; is it truncated or corrupt?): run "
+            "without --resume to start over"
+        ) from None
