@@ -258,7 +258,10 @@ def _import_tensorflow(verbose: bool) -> None:
 def run_stylize(arguments: argparse.Namespace) -> int:
     """Checks everything a user can get wrong, cheapest first, then runs the stylization."""
     from tf_nst import images, run
+    from tf_nst.backbones import validate_layers
     from tf_nst.jobs import StylizeJob, stylize_resume_key
+    from tf_nst.memory import check_fits, estimate_run_bytes, format_bytes, load_sides
+    from tf_nst.scales import check_image_sizes
     from tf_nst.weights_file import check_weights_file
 
     config = from_arguments(StyleConfig, arguments)
@@ -274,21 +277,35 @@ def run_stylize(arguments: argparse.Namespace) -> int:
     input_paths = [content_path, *style_paths] + ([init_path] if init_path else [])
     images.check_output_path(options.output, input_paths)
     check_weights_file(config.weights, config.backbone)
-    content = images.load_image(content_path)
-    styles = [images.load_image(path) for path in style_paths]
-    init_image = images.load_image(init_path) if init_path else None
+    validate_layers(config.backbone, config.content_layers + config.style_layers)
+    headers = [images.read_image_info(path) for path in input_paths]
+    check_image_sizes(
+        config, _shape(headers[0]), [_shape(info) for info in headers[1 : 1 + len(style_paths)]],
+        content_path, style_paths,
+    )  # fmt: skip
     key = stylize_resume_key(config, content_path, style_paths)
     plan = run.check_outputs(options, key, _intermediates(options, config.steps))
+    content_side, style_side = load_sides(config)
+    content = images.load_image(content_path, long_side=content_side)
+    styles = [images.load_image(path, long_side=style_side) for path in style_paths]
+    init_image = images.load_image(init_path, long_side=content_side) if init_path else None
 
     _import_tensorflow(verbose=arguments.debug)
+    from tf_nst.optimize import resolve_precision
+
     console = run.Console(quiet=options.quiet, time_limit=config.time_limit)
-    _check_layers_sizes_and_memory(config, content, styles, content_path, style_paths, console)
+    precision = resolve_precision(config.precision)
+    estimate = estimate_run_bytes(
+        config, headers[0], headers[1 : 1 + len(style_paths)],
+        headers[-1] if init_path else None, precision,
+    )  # fmt: skip
+    console.note(f"precision {precision}, estimated peak memory {format_bytes(estimate)}")
+    check_fits(estimate, config.size)
     with run.SignalHandler() as interrupts:
         try:
             job = StylizeJob(content, styles, config, init_image=init_image)
             if plan.resume_state:
                 job.restore(plan.resume_state["checkpoint"])
-            console.note(f"precision {job.stylizer.precision}")
             outcome = run.run_job(job, plan, options, key, console, interrupts)
         except run.SecondSignalError:
             outcome = run.Outcome(
@@ -329,36 +346,8 @@ def _stylize_inputs(arguments) -> tuple[str, list[str]]:
     return arguments.content, list(arguments.styles)
 
 
-def _check_layers_sizes_and_memory(config, content, styles, content_path, style_paths, console):
-    from tf_nst.features import minimum_input_side, validate_layers
-    from tf_nst.memory import check_fits, estimate_peak_bytes, format_bytes
-    from tf_nst.optimize import LBFGS_HISTORY, plan_scales, resolve_precision, working_shape
-
-    layers = validate_layers(config.backbone, config.content_layers + config.style_layers)
-    minimum = minimum_input_side(layers)
-    named = [("content image", content_path, content)] + [
-        ("style image", path, style) for path, style in zip(style_paths, styles, strict=True)
-    ]
-    for kind, path, image in named:
-        height, width = image.shape[:2]
-        if min(height, width) < minimum:
-            raise StyleTransferError(
-                f"{kind} {printable(path)} is only {width}x{height} px; the layer {max(layers)} "
-                f"needs at least {minimum} px per side: use a larger image (or shallower layers)"
-            )
-    largest = plan_scales(config.size, config.steps, config.scales)[-1]
-    height, width = working_shape(content.shape, largest.long_side)
-    estimate = estimate_peak_bytes(
-        height,
-        width,
-        config.backbone,
-        config.content_layers + config.style_layers,
-        resolve_precision(config.precision),
-        config.jit,
-        LBFGS_HISTORY if config.optimizer == "lbfgs" else 0,
-    )
-    console.note(f"{width}x{height} px, estimated peak memory {format_bytes(estimate)}")
-    check_fits(estimate, config.size)
+def _shape(info) -> tuple[int, int]:
+    return info.height, info.width
 
 
 # --- export -------------------------------------------------------------------------------------
