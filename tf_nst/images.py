@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from tf_nst.errors import StyleTransferError
+from tf_nst.text import printable as _printable
 
 MAX_PIXELS: int = 89_478_485
 """Largest width * height an image may declare; Pillow's own default decompression-bomb limit."""
@@ -828,10 +829,3 @@ def _same_file(first: pathlib.Path, second: pathlib.Path) -> bool:
         return os.path.samefile(first, second)
     except OSError:
         return False
-
-
-def _printable(text: str) -> str:
-    """Escapes control characters (a newline in a file name) so a message stays one line."""
-    return "".join(
-        character if character.isprintable() else repr(character)[1:-1] for character in text
-    )

@@ -16,6 +16,7 @@ from typing import Any
 
 from tf_nst.config import OutputOptions
 from tf_nst.errors import StyleTransferError
+from tf_nst.images import check_name_length
 from tf_nst.text import one_line, printable
 
 CHECKPOINT_SUFFIX = ".checkpoint"
@@ -24,8 +25,6 @@ CHECKPOINT_PREFIX = "ckpt"
 STATE_FORMAT = "tf_nst-checkpoint/2"
 # The longest file name most file systems allow (NAME_MAX).
 NAME_MAX = 255
-# `images._atomic_file` writes `.NAME.XXXXXXXX.tmp` beside NAME first.
-TEMPORARY_NAME_EXTRA = len(".") + len(".12345678.tmp")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,9 +63,9 @@ def check_outputs(
 ) -> OutputPlan:
     """Checks every path a run will write, before anything is written.
 
-    The output itself is checked by the job's kind (an image file or a model directory); this
-    checks the rest and the name lengths: the checkpoint directory, the numbered intermediates,
-    the log directory and the run name.
+    The output itself is checked by the job's kind (`images.check_output_path` for an image);
+    this checks the rest: the checkpoint directory, the numbered intermediates, the log
+    directory and the run name, for name lengths and for files or folders in the way.
 
     Args:
         options: The output settings.
@@ -81,12 +80,6 @@ def check_outputs(
             make, or (on `--resume`) the checkpoint is missing or belongs to other settings.
     """
     output = pathlib.Path(os.path.abspath(options.output))
-    _check_name_length(output.name, TEMPORARY_NAME_EXTRA, "output")
-    if output.is_symlink():
-        raise StyleTransferError(
-            f"output {printable(options.output)} is a symbolic link: give the path of the file "
-            "itself, or a new name"
-        )
     checkpoint_directory = checkpoint_directory_for(output)
     _check_name_length(checkpoint_directory.name, 0, "checkpoint directory")
     resume_state = None
@@ -104,7 +97,7 @@ def check_outputs(
         )
     first_step = int(resume_state["step"]) if resume_state else 0
     for path in intermediate_names(output):
-        _check_name_length(path.name, TEMPORARY_NAME_EXTRA, "intermediate")
+        check_name_length(path)
         step = _step_of(path)
         if step is not None and step <= first_step:
             continue
