@@ -218,9 +218,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _print(line: str) -> None:
-    with contextlib.suppress(OSError, ValueError):  # stderr is gone; the exit status tells
-        print(line, file=sys.stderr, flush=True)
+def _print(line: str, stream=None) -> None:
+    """Prints a line to stderr (or `stream`); a closed pipe or terminal loses only the line."""
+    stream = stream if stream is not None else sys.stderr
+    try:
+        print(line, file=stream, flush=True)
+    except (OSError, ValueError, AttributeError):
+        # Point the descriptor at /dev/null, so that Python's own flush at exit cannot fail
+        # ("Exception ignored ... BrokenPipeError") either; the exit status tells.
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
 
 
 def _import_tensorflow(verbose: bool) -> None:
@@ -402,7 +411,7 @@ def run_export(arguments: argparse.Namespace) -> int:
             f"first and is complete in {label}"
         )
         return interrupts.exit_status
-    print(f"exported {config.backbone} features {', '.join(layers)} to {label}")
+    _print(f"exported {config.backbone} features {', '.join(layers)} to {label}", sys.stdout)
     return 0
 
 

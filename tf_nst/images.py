@@ -508,7 +508,9 @@ def check_output_path(
             f"output path {label} has the unknown extension {_printable(suffix)}: "
             f"use one of {known}"
         )
-    if output.is_dir():
+    # os.path.isdir, not Path.is_dir: on Python 3.11 the latter raises ENAMETOOLONG for a name
+    # over 255 bytes, which `tf_nst.run.check_outputs` then refuses with a proper message.
+    if os.path.isdir(output):
         raise StyleTransferError(
             f"output path {label} is a directory: give a file name such as {label}/output.png"
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import pathlib
+import re
 import shutil
 
 from tf_nst.errors import StyleTransferError
@@ -16,6 +17,9 @@ from tf_nst.run.outputs import (
     latest_checkpoint,
 )
 from tf_nst.text import one_line, printable
+
+# The files `tf.train.CheckpointManager` writes for one save: `ckpt-STEP.index` and its shards.
+_CHECKPOINT_FILE = re.compile(rf"^({CHECKPOINT_PREFIX}-\d+)\.(index|data-\d{{5}}-of-\d{{5}})$")
 
 
 class Checkpoints:
@@ -37,6 +41,7 @@ class Checkpoints:
         self._ours = resumed  # a resumed run's directory was made by the run it continues
         self._saved_step: int | None = None
         self._writing: str | None = None
+        self._written: set[str] = set()  # the `ckpt-STEP` saves this run completed
 
     def save(self, job) -> None:
         """Checkpoints `job` unless this step is saved already.
@@ -51,7 +56,9 @@ class Checkpoints:
         from tf_nst.images import atomic_write_bytes
 
         try:
-            if not self.directory.is_dir():
+            if not self._ours or not self.directory.is_dir():
+                # Not `exist_ok`: a file or folder that appeared here since `check_outputs`
+                # belongs to someone else, and this run must not write into it.
                 self.directory.mkdir()
                 self._ours = True
             if not (self.directory / RUN_STATE).is_file():
@@ -75,6 +82,7 @@ class Checkpoints:
                 f"cannot write a checkpoint in {printable(str(self.directory))} "
                 f"({one_line(error)}): check the directory is writable and has space"
             ) from None
+        self._written.add(self._writing)
         self._writing = None
         self._saved_step = job.step
 
@@ -104,9 +112,16 @@ class Checkpoints:
         """Deletes this run's checkpoint directory once the result is saved: only our files."""
         if not self._ours or not self.directory.is_dir():
             return
+        # Ours: the saves this run wrote, and the one the manager's index names (on --resume,
+        # the interrupted run's; the manager keeps one). Any other `ckpt-*` entry is not ours.
+        ours = set(self._written)
+        latest = latest_checkpoint(self.directory)
+        if latest is not None:
+            ours.add(pathlib.Path(latest).name)
         for entry in self.directory.iterdir():
-            if entry.name in (RUN_STATE, "checkpoint") or entry.name.startswith(
-                f"{CHECKPOINT_PREFIX}-"
+            match = _CHECKPOINT_FILE.match(entry.name)
+            if entry.name in (RUN_STATE, "checkpoint") or (
+                match and match.group(1) in ours and not entry.is_dir()
             ):
                 _remove(entry)
         with contextlib.suppress(OSError):

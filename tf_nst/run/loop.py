@@ -237,7 +237,9 @@ def run_job(
             raise
         except Exception as error:  # noqa: BLE001 - saved below, then re-raised
             failure = error
-        outcome = _finish(job, plan, console, interrupts, checkpoints, log, tensorboard)
+        outcome = _finish(
+            job, plan, console, interrupts, checkpoints, log, tensorboard, periodic.failed
+        )
         if failure is not None:
             if job.has_result() and outcome.status in (0, 1):
                 console.final(
@@ -262,8 +264,14 @@ def run_job(
             log.remove_if_unused()
 
 
-def _finish(job, plan, console, interrupts, checkpoints, log, tensorboard) -> Outcome:
-    """Saves the best result (and, when it matters, a checkpoint) and says how the run ended."""
+def _finish(
+    job, plan, console, interrupts, checkpoints, log, tensorboard, checkpoint_warned=False
+) -> Outcome:
+    """Saves the best result (and, when it matters, a checkpoint) and says how the run ended.
+
+    A checkpoint failure that `--checkpoint-every` already warned about is not warned about
+    again: the final line says that no checkpoint could be written.
+    """
     output = plan.output
     steps = f"after {job.step} step{'' if job.step == 1 else 's'}"
     if not job.has_result():
@@ -293,7 +301,8 @@ def _finish(job, plan, console, interrupts, checkpoints, log, tensorboard) -> Ou
         try:
             checkpoints.save(job)
         except StyleTransferError as error:
-            console.warn(one_line(error))
+            if not checkpoint_warned:
+                console.warn(one_line(error))
             keep_checkpoint = False
     if not saved:
         where = (

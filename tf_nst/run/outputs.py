@@ -240,7 +240,8 @@ def latest_checkpoint(directory: pathlib.Path) -> str | None:
         index = (directory / "checkpoint").read_text()
     except (OSError, UnicodeDecodeError):
         return None
-    match = re.search(r'^model_checkpoint_path: "([^"\\]+)"$', index, re.MULTILINE)
+    # Only a name this package writes, `ckpt-STEP`: the step is read from it.
+    match = re.search(rf'^model_checkpoint_path: "({CHECKPOINT_PREFIX}-\d+)"$', index, re.MULTILINE)
     if match is None:
         return None
     latest = directory / match.group(1)
