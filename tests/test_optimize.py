@@ -384,16 +384,24 @@ def test_multiscale_runs_coarse_then_fine_and_ends_at_output_size(tiny_extractor
 # --- checkpoint and restore ----------------------------------------------------------------------
 
 
-def _write_checkpoint(checkpoint, directory):
-    return checkpoint.write(str(directory / "state"))
+def _write_checkpoint(stylizer, directory):
+    """A bare `Checkpoint.write`, as a Python user might save one."""
+    return stylizer.checkpoint().write(str(directory / "state"))
 
 
-def _save_with_manager(checkpoint, directory):
-    """`CheckpointManager.save`, which also stores a save counter (run machinery may use it)."""
-    return tf.train.CheckpointManager(checkpoint, str(directory), max_to_keep=1).save()
+def _save_with_the_run_machinery(stylizer, directory):
+    """The product's way: `tf_nst.run.Checkpoints.save`, through `CheckpointManager.save`."""
+    from tf_nst.run import Checkpoints, ResumeKey
+    from tf_nst.run.outputs import latest_checkpoint
+
+    checkpoints = Checkpoints(
+        directory / "out.png.checkpoint", ResumeKey("stylize", {}, {}), "run", resumed=False
+    )
+    checkpoints.save(stylizer)  # a Stylizer has what a job needs: `step` and `checkpoint()`
+    return latest_checkpoint(directory / "out.png.checkpoint")
 
 
-@pytest.mark.parametrize("writer", [_write_checkpoint, _save_with_manager])
+@pytest.mark.parametrize("writer", [_write_checkpoint, _save_with_the_run_machinery])
 def test_restore_from_checkpoint_continues_exactly(tiny_extractor, random_images, tmp_path, writer):
     """10 steps, checkpoint, 10 more gives image A. A new Stylizer restored from the checkpoint
     runs the remaining 10 steps from the same image, Adam state and best image, so it must end at
@@ -404,7 +412,7 @@ def test_restore_from_checkpoint_continues_exactly(tiny_extractor, random_images
     path = None
     for result in original.steps():
         if result.step == 10:
-            path = writer(original.checkpoint(), tmp_path)
+            path = writer(original, tmp_path)
     assert original.step == 20
 
     resumed = Stylizer(content, [style], config, tiny_extractor)
