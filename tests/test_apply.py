@@ -73,7 +73,9 @@ def network():
 @pytest.fixture(scope="module")
 def exported(network, tmp_path_factory):
     directory = tmp_path_factory.mktemp("stylizer") / "model"
-    export_stylizer(network, directory, METADATA)
+    # fp32 only: each precision adds three traced signatures to the export's time; the bf16
+    # network itself is tested in test_transform.py and timed by benchmarks/apply_benchmark.py.
+    export_stylizer(network, directory, METADATA, precisions=("fp32",))
     return directory
 
 
@@ -137,7 +139,7 @@ def test_saved_model_cli_lists_the_signature(exported):
 def test_metadata_is_written_inside_with_the_callers_facts(exported):
     metadata = json.loads((exported / STYLIZER_METADATA).read_text())
     assert metadata["training"] == METADATA
-    assert metadata["width"] == 4 and "fp32" in metadata["precisions"]
+    assert metadata["width"] == 4 and metadata["precisions"] == ["fp32"]
     assert sorted(path.name for path in exported.parent.glob(".model.*")) == []
 
 
@@ -155,11 +157,10 @@ def test_loaded_stylizer_takes_arrays_of_any_shape(stylizer, network):
         np.testing.assert_allclose(stylized, expected, atol=1e-5)
 
 
-def test_bf16_signatures_are_close_to_fp32(stylizer):
-    images = np.random.default_rng(2).random((1, 40, 52, 3), dtype=np.float32)
-    bf16 = stylizer.with_precision("bf16")(images).numpy()
-    assert bf16.dtype == np.float32
-    assert np.max(np.abs(bf16 - stylizer(images).numpy())) < 0.05
+def test_a_precision_the_export_lacks_is_refused_unless_auto(stylizer):
+    with pytest.raises(StyleTransferError, match="has no bf16 signatures"):
+        stylizer.with_precision("bf16")
+    assert stylizer.with_precision("auto").precision == "fp32"
 
 
 def test_tiled_result_equals_the_untiled_one(stylizer):
