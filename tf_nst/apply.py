@@ -56,6 +56,9 @@ MEMORY_FRACTION = 0.7
 APPLY_BASE_BYTES = 800 * 2**20
 APPLY_BYTES_PER_PIXEL = 100.0
 APPLY_BYTES_PER_PIXEL_CHANNEL = {"fp32": 28.0, "bf16": 16.0, "fp16": 16.0}
+# The tiled path's full-size float32 buffers besides the network: the image, the blended result
+# and its weight sum (3 + 3 + 1 values), plus the copy a caller holds of the result.
+TILED_BYTES_PER_PIXEL = 40
 PRESERVE_COLORS = ("none", "luminance", "histogram")
 # Extensions searched for in input folders; every format `tf_nst.images.load_image` reads.
 INPUT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".bmp", ".tif", ".tiff")
@@ -92,7 +95,8 @@ def choose_tile_size(
     """Returns the tile side for stylizing a `height` x `width` image, or None if it fits whole.
 
     The budget is `MEMORY_FRACTION` of `available` (by default Linux's MemAvailable, as
-    `tf_nst.memory` reads it). A tile is a square whose core plus its halo on both sides fits.
+    `tf_nst.memory` reads it). A tile is a square whose core plus its halo on both sides fits
+    beside the full-size buffers of the tiled path (`TILED_BYTES_PER_PIXEL`).
 
     Raises:
         StyleTransferError: If not even the smallest tile fits.
@@ -104,7 +108,8 @@ def choose_tile_size(
     if estimate_apply_bytes(height, width, network_width, precision) <= budget:
         return None
     per_pixel = APPLY_BYTES_PER_PIXEL + APPLY_BYTES_PER_PIXEL_CHANNEL[precision] * network_width
-    side = math.isqrt(max(0, int((budget - APPLY_BASE_BYTES) / per_pixel)))
+    network_budget = budget - APPLY_BASE_BYTES - TILED_BYTES_PER_PIXEL * height * width
+    side = math.isqrt(max(0, int(network_budget / per_pixel)))
     core = (side - 2 * (TILE_HALO + TILE_BLEND)) // SIZE_MULTIPLE * SIZE_MULTIPLE
     if core < 2 * TILE_BLEND:
         raise StyleTransferError(
@@ -112,6 +117,49 @@ def choose_tile_size(
             "one tile: close other programs or use a smaller --size"
         )
     return core
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryPlan:
+    """How an image will be stylized and its estimated peak memory (`plan_memory`).
+
+    Attributes:
+        whole_bytes: The estimated peak of stylizing the image in one call.
+        tile_size: The tiles' core side, or None when the image is stylized whole.
+        peak_bytes: The estimated peak of the chosen way (whole, or tiles plus the full-size
+            buffers and the statistics pass).
+        available: The memory planned for, or None if it could not be read.
+    """
+
+    whole_bytes: int
+    tile_size: int | None
+    peak_bytes: int
+    available: int | None
+
+
+def plan_memory(
+    height: int,
+    width: int,
+    network_width: int = 32,
+    precision: str = "fp32",
+    available: int | None = None,
+) -> MemoryPlan:
+    """Decides whether a `height` x `width` image is tiled, and estimates the peak memory.
+
+    Raises:
+        StyleTransferError: If not even the smallest tile fits.
+    """
+    available = available_bytes() if available is None else available
+    whole = estimate_apply_bytes(height, width, network_width, precision)
+    tile_size = choose_tile_size(height, width, network_width, precision, available)
+    if tile_size is None:
+        return MemoryPlan(whole, None, whole, available)
+    extent = tile_size + 2 * (TILE_HALO + TILE_BLEND)
+    tiles = estimate_apply_bytes(extent, extent, network_width, precision)
+    # The statistics pass runs at the largest size that fits the same budget as a tile.
+    statistics = int(MEMORY_FRACTION * available) - TILED_BYTES_PER_PIXEL * height * width
+    peak = max(tiles, statistics) + TILED_BYTES_PER_PIXEL * height * width
+    return MemoryPlan(whole, tile_size, peak, available)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,7 +256,8 @@ class StyleNetwork:
         per_pixel = (
             APPLY_BYTES_PER_PIXEL + APPLY_BYTES_PER_PIXEL_CHANNEL[self.precision] * self.width
         )
-        fitting_pixels = max(64.0, (budget - APPLY_BASE_BYTES) / per_pixel)
+        network_budget = budget - APPLY_BASE_BYTES - TILED_BYTES_PER_PIXEL * height * width
+        fitting_pixels = max(64.0, network_budget / per_pixel)
         scale = min(1.0, math.sqrt(fitting_pixels / (height * width)))
         return max(SIZE_MULTIPLE, int(long_side * scale))
 
