@@ -437,7 +437,11 @@ def list_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[pathlib.Path,
             found.append((entry, pathlib.Path(entry.name)))
         else:
             raise StyleTransferError(f"input {label} does not exist: check the path")
-    return found
+    # The same file named twice (or inside a folder also given) is stylized once.
+    unique = {}
+    for source, relative in found:
+        unique.setdefault(os.path.realpath(source), (source, relative))
+    return list(unique.values())
 
 
 def _images_under(folder: pathlib.Path) -> list[pathlib.Path]:
@@ -476,6 +480,8 @@ def plan_outputs(
     if len(inputs) == 1 and len(listed) == 1 and not pathlib.Path(inputs[0]).is_dir():
         if output.is_dir():
             output = output / _output_name(listed[0][1])
+        # The extension, the parent folder and the inputs are checked before anything runs.
+        images.check_output_path(output, [listed[0][0]])
         pairs = [(listed[0][0], output)]
     else:
         if output.exists() and not output.is_dir():
