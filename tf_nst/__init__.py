@@ -16,6 +16,10 @@ _PUBLIC = {
     "stylize": "tf_nst.optimize",
     "build_feature_extractor": "tf_nst.features",
     "export_feature_extractor": "tf_nst.export",
+    "build_transform_network": "tf_nst.transform",
+    "export_stylizer": "tf_nst.export",
+    "load_stylizer": "tf_nst.apply",
+    "apply_to_files": "tf_nst.apply",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -390,3 +390,228 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise StyleTransferError(
             f"--{name.replace('_', '-')} must be one of {', '.join(choices)}; got {value!r}"
         )
+
+
+DISTRIBUTE_MODES = ("auto", "none", "mirrored", "multiworker")
+# Johnson et al. match content at a shallow layer (relu2_2): a feed-forward network that must
+# generalise to unseen photos keeps the scene only if the content layer pins edges and shapes.
+# With the optimisation's block4_conv2 the scene dissolved under the texture.
+DEFAULT_TRAIN_CONTENT_LAYERS = ("block3_conv2",)
+# Measured on held-out photos (README, "Fast style networks"); the style weight is lower than the
+# optimisation's because one network must fit every photo with the same strokes.
+DEFAULT_TRAIN_LOSS_WEIGHTS = (1.0, 10.0, 1.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Settings of one feed-forward style network training run (Johnson et al. 2016).
+
+    Attributes:
+        size: Side of the square training crops, in pixels.
+        batch_size: Photos per replica per step; the global batch is this times the replicas.
+        steps: Training steps.
+        learning_rate: Adam's learning rate.
+        content_weight: Weight of the content term.
+        style_weight: Weight of the style term.
+        tv_weight: Weight of the total-variation term.
+        content_layers: Backbone layers whose features the output must match.
+        style_layers: Backbone layers whose Gram matrices the output must match.
+        style_layer_weights: One weight per style layer; equal when None.
+        style_blend: One weight per style image, normalised to sum to 1; equal when None.
+        style_scale: Size of the style images relative to `size`.
+        width: Channels of the transform network's first layer.
+        backbone: "vgg19" or "vgg16".
+        weights: "imagenet" or a path to a Keras weights file of the backbone.
+        pooling: "max" or "avg".
+        precision: "auto", "fp32", "bf16" or "fp16" for the backbone.
+        jit: Compile the step with XLA.
+        seed: Seed of the data order, the crops and the initial network; None draws one.
+        time_limit: Wall-clock budget in seconds; None for no limit.
+        validation: Photos held out of training, whose loss drives keep-best.
+        validation_every: Steps between validations.
+        distribute: "auto", "none", "mirrored" or "multiworker".
+    """
+
+    size: int = setting(
+        256,
+        "side of the square training crops, in pixels",
+    )
+    batch_size: int = setting(
+        4,
+        "photos per replica per step; the global batch is this times the replicas",
+    )
+    steps: int = setting(
+        40_000,
+        "training steps (Johnson et al.: 40000 at batch 4, two epochs of COCO)",
+    )
+    learning_rate: float = setting(
+        1e-3,
+        "Adam's learning rate",
+    )
+    content_weight: float = setting(
+        DEFAULT_TRAIN_LOSS_WEIGHTS[0],
+        "weight of the content term",
+    )
+    style_weight: float = setting(
+        DEFAULT_TRAIN_LOSS_WEIGHTS[1],
+        "weight of the style term",
+    )
+    tv_weight: float = setting(
+        DEFAULT_TRAIN_LOSS_WEIGHTS[2],
+        "weight of the total-variation term",
+    )
+    content_layers: tuple[str, ...] = setting(
+        DEFAULT_TRAIN_CONTENT_LAYERS,
+        "comma-separated layers whose features the output must match",
+    )
+    style_layers: tuple[str, ...] = setting(
+        DEFAULT_STYLE_LAYERS,
+        "comma-separated layers whose Gram matrices the output must match",
+    )
+    style_layer_weights: tuple[float, ...] | None = setting(
+        None,
+        "comma-separated weights, one per style layer (default: equal)",
+    )
+    style_blend: tuple[float, ...] | None = setting(
+        None,
+        "comma-separated weights of the STYLE images, normalised to sum to 1 (default: equal)",
+    )
+    style_scale: float = setting(
+        1.0,
+        "style image size relative to --size; larger means larger brush strokes",
+    )
+    width: int = setting(
+        32,
+        "channels of the network's first layer: 32 is Johnson's network, 16 is about 4x cheaper",
+    )
+    backbone: str = setting(
+        "vgg19",
+        "the VGG network whose features define the losses",
+        choices=BACKBONES,
+    )
+    weights: str = setting(
+        "imagenet",
+        "'imagenet' (downloaded once into ~/.keras/models) or PATH to a Keras weights file "
+        "of the backbone without its top; offline, pass a PATH",
+    )
+    pooling: str = setting(
+        "max",
+        "pooling between blocks of the backbone: max (as trained) or avg",
+        choices=POOLINGS,
+    )
+    precision: str = setting(
+        "auto",
+        "compute precision of the backbone; auto picks bf16 where the hardware has it natively "
+        "and fp32 elsewhere",
+        choices=PRECISIONS,
+    )
+    jit: bool = setting(
+        False,
+        "compile the step with XLA",
+    )
+    seed: int | None = setting(
+        None,
+        "seed of the photo order, the crops and the initial network (default: random)",
+    )
+    time_limit: float | None = setting(
+        None,
+        "stop after SECONDS, keeping the best network",
+    )
+    validation: int = setting(
+        8,
+        "photos held out of training; their loss picks the best network",
+    )
+    validation_every: int = setting(
+        100,
+        "steps between validations",
+    )
+    distribute: str = setting(
+        "auto",
+        "auto: all GPUs when there are several; mirrored: all local devices; multiworker: the "
+        "cluster in TF_CONFIG; none: one device",
+        choices=DISTRIBUTE_MODES,
+    )
+
+    def __post_init__(self):
+        for name in ("size", "batch_size", "steps", "width", "validation_every"):
+            _positive_int(name, getattr(self, name))
+        if isinstance(self.validation, bool) or not isinstance(self.validation, int):
+            raise StyleTransferError(
+                f"--validation must be a whole number of photos, got {self.validation!r}"
+            )
+        if self.validation < 0:
+            raise StyleTransferError(
+                f"--validation must be 0 or more photos, got {self.validation!r}"
+            )
+        _positive_number("learning_rate", self.learning_rate)
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            _non_negative_number(name, getattr(self, name))
+        _positive_number("style_scale", self.style_scale)
+        _choice("backbone", self.backbone, BACKBONES)
+        _choice("pooling", self.pooling, POOLINGS)
+        _choice("precision", self.precision, PRECISIONS)
+        _choice("distribute", self.distribute, DISTRIBUTE_MODES)
+        if not self.content_layers:
+            raise StyleTransferError("--content-layers is empty: name at least one layer")
+        if not self.style_layers:
+            raise StyleTransferError("--style-layers is empty: name at least one layer")
+        if self.style_layer_weights is not None:
+            if len(self.style_layer_weights) != len(self.style_layers):
+                raise StyleTransferError(
+                    f"--style-layer-weights has {len(self.style_layer_weights)} values but "
+                    f"--style-layers names {len(self.style_layers)} layers: "
+                    "give one weight per layer"
+                )
+            for weight in self.style_layer_weights:
+                _non_negative_number("style_layer_weights", weight)
+        if self.style_blend is not None:
+            for weight in self.style_blend:
+                _non_negative_number("style_blend", weight)
+            if sum(self.style_blend) <= 0:
+                raise StyleTransferError(
+                    "--style-blend sums to 0: give at least one positive weight"
+                )
+        if self.time_limit is not None:
+            _positive_number("time_limit", self.time_limit)
+        if self.seed is not None and (
+            isinstance(self.seed, bool) or not isinstance(self.seed, int)
+        ):
+            raise StyleTransferError(f"--seed must be an integer, got {self.seed!r}")
+
+    def replace(self, **changes) -> TrainConfig:
+        """Returns a copy with `changes` applied, validated again."""
+        return dataclasses.replace(self, **changes)
+
+    def normalized_style_blend(self, style_count: int) -> tuple[float, ...]:
+        """Returns the blend weights for `style_count` styles, summing to 1.
+
+        Raises:
+            StyleTransferError: If a blend was given with a different number of weights.
+        """
+        if self.style_blend is None:
+            return (1.0 / style_count,) * style_count
+        if len(self.style_blend) != style_count:
+            raise StyleTransferError(
+                f"--style-blend has {len(self.style_blend)} weights but {style_count} style "
+                "images were given: give one weight per style image"
+            )
+        total = float(sum(self.style_blend))
+        return tuple(float(weight) / total for weight in self.style_blend)
+
+    def normalized_style_layer_weights(self) -> tuple[float, ...]:
+        """Returns per-style-layer weights; equal weights of 1 / layer count by default."""
+        if self.style_layer_weights is None:
+            return (1.0 / len(self.style_layers),) * len(self.style_layers)
+        return tuple(float(weight) for weight in self.style_layer_weights)
+
+    def hparams(self) -> dict[str, float | int | str | bool]:
+        """Returns the settings as TensorBoard-hparams-friendly scalars and strings."""
+        values = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is None:
+                value = "none"
+            elif isinstance(value, tuple):
+                value = ",".join(str(item) for item in value)
+            values[field.name] = value
+        return values

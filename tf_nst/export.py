@@ -1,13 +1,16 @@
-"""SavedModel export of the feature extractor.
+"""SavedModel export of the feature extractor and of the fast style network.
 
-The SavedModel's `serving_default` signature takes `images`, float32 `[batch, height, width, 3]`,
-RGB in [0, 1], of any size, and returns one float32 output per layer, named by layer. It is written
-through Keras 3's `keras.export.ExportArchive` into a temporary directory beside the target and
-renamed into place, so a crash never leaves half a SavedModel.
+Both SavedModels take `images`, float32 `[batch, height, width, 3]`, RGB in [0, 1], of any size,
+through their `serving_default` signature. The feature extractor returns one float32 output per
+layer, named by layer; the stylizer returns `stylized`, float32 of the same shape in [0, 1]. Both
+are written through Keras 3's `keras.export.ExportArchive` into a temporary directory beside the
+target and renamed into place, so a crash never leaves half a SavedModel.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import pathlib
 import shutil
@@ -17,17 +20,48 @@ import keras
 import tensorflow as tf
 
 from tf_nst.errors import StyleTransferError
+from tf_nst.images import atomic_write_bytes
+from tf_nst.transform import (
+    build_transform_network,
+    fixed_statistics,
+    normalization_layers,
+    record_statistics,
+)
+
+# The stylizer's metadata file, inside its SavedModel directory (TensorFlow ignores extra files).
+STYLIZER_METADATA = "tf_nst_stylizer.json"
+STYLIZER_FORMAT = "tf_nst stylizer"
+STYLIZER_FORMAT_VERSION = 1
+IMAGES_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
 
 
-def export_feature_extractor(extractor: keras.Model, directory: str | os.PathLike) -> None:
-    """Writes `extractor` as a SavedModel at `directory`, atomically.
+def stylizer_signature_names(precision: str) -> dict[str, str]:
+    """Returns the signature names of a stylizer's three functions at `precision`.
 
-    Args:
-        extractor: A model from `build_feature_extractor`.
-        directory: The SavedModel directory to create; it must not exist yet.
+    fp32 is the `serving_default` contract; other precisions are optional extra signatures.
+    """
+    if precision == "fp32":
+        return {
+            "stylize": "serving_default",
+            "statistics": "statistics",
+            "stylize_with_statistics": "stylize_with_statistics",
+        }
+    return {
+        "stylize": f"stylize_{precision}",
+        "statistics": f"statistics_{precision}",
+        "stylize_with_statistics": f"stylize_with_statistics_{precision}",
+    }
+
+
+@contextlib.contextmanager
+def _staged_directory(directory: str | os.PathLike):
+    """Yields an empty staging path beside `directory` that is renamed to it if the block succeeds.
+
+    The staging directory is a hidden sibling (same file system, so the rename is atomic) and is
+    removed whatever happens.
 
     Raises:
-        StyleTransferError: If `directory` exists or its parent is not writable.
+        StyleTransferError: If `directory` exists, its parent is not writable, or the rename fails.
     """
     directory = pathlib.Path(directory)
     if directory.exists():
@@ -40,16 +74,9 @@ def export_feature_extractor(extractor: keras.Model, directory: str | os.PathLik
             f"cannot write in {parent} ({error.strerror}): choose a writable export directory"
         ) from None
     try:
-        archive = keras.export.ExportArchive()
-        archive.track(extractor)
-        archive.add_endpoint(
-            name="serving_default",
-            fn=lambda images: dict(extractor(images, training=False)),
-            input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32, name="images")],
-        )
         target = staging / "saved_model"
         try:
-            archive.write_out(str(target), verbose=False)
+            yield target
             os.replace(target, directory)
         except OSError as error:
             raise StyleTransferError(
@@ -58,3 +85,127 @@ def export_feature_extractor(extractor: keras.Model, directory: str | os.PathLik
             ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def export_feature_extractor(extractor: keras.Model, directory: str | os.PathLike) -> None:
+    """Writes `extractor` as a SavedModel at `directory`, atomically.
+
+    Args:
+        extractor: A model from `build_feature_extractor`.
+        directory: The SavedModel directory to create; it must not exist yet.
+
+    Raises:
+        StyleTransferError: If `directory` exists or its parent is not writable.
+    """
+    with _staged_directory(directory) as target:
+        archive = keras.export.ExportArchive()
+        archive.track(extractor)
+        archive.add_endpoint(
+            name="serving_default",
+            fn=lambda images: dict(extractor(images, training=False)),
+            input_signature=[IMAGES_SPEC],
+        )
+        archive.write_out(str(target), verbose=False)
+
+
+def export_stylizer(
+    model: keras.Model,
+    directory: str | os.PathLike,
+    metadata: dict,
+    precisions: tuple[str, ...] = ("fp32", "bf16"),
+) -> None:
+    """Writes a style network as a SavedModel at `directory`, atomically, with its metadata.
+
+    Signatures (see `stylizer_signature_names`), for each precision:
+
+    - `serving_default` (fp32) or `stylize_PRECISION`: `images` -> `stylized`, the contract;
+    - `statistics[_PRECISION]`: `images` -> `statistics`, float32 `[batch, 2 * channels]`, every
+      instance norm's mean then variance, in network order;
+    - `stylize_with_statistics[_PRECISION]`: `images`, `statistics` -> `stylized`, with the
+      instance norms using the given statistics: how `tf_nst.apply` makes tiles agree.
+
+    The metadata file `STYLIZER_METADATA` inside the directory holds `metadata` (the caller's:
+    style names and SHA-256, settings, steps, validation loss, tf_nst version) under
+    "training", and what the export itself knows (format, width, precisions, signatures).
+
+    Args:
+        model: A network from `build_transform_network`, at any precision; its weights are
+            copied into one float32-variable network per entry of `precisions`.
+        directory: The SavedModel directory to create; it must not exist yet.
+        metadata: JSON-serialisable facts about the training run.
+        precisions: The compute precisions to export; must include "fp32".
+
+    Raises:
+        StyleTransferError: If `directory` exists, its parent is not writable, the metadata is
+            not JSON-serialisable, or "fp32" is missing from `precisions`.
+    """
+    if "fp32" not in precisions:
+        raise StyleTransferError("a stylizer export needs the fp32 signature: add fp32")
+    width = model.get_layer("stem").filters
+    layers = [layer.name for layer in normalization_layers(model)]
+    channels = [model.get_layer(name).gamma.shape[0] for name in layers]
+    description = {
+        "format": STYLIZER_FORMAT,
+        "format_version": STYLIZER_FORMAT_VERSION,
+        "width": width,
+        "precisions": list(precisions),
+        "signatures": {precision: stylizer_signature_names(precision) for precision in precisions},
+        "statistics_layers": dict(zip(layers, channels, strict=True)),
+        "training": metadata,
+    }
+    try:
+        document = json.dumps(description, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as error:
+        raise StyleTransferError(
+            f"the stylizer metadata is not JSON-serialisable ({error}): pass plain values"
+        ) from None
+
+    with _staged_directory(directory) as target:
+        archive = keras.export.ExportArchive()
+        for precision in precisions:
+            network = build_transform_network(width, precision)
+            network.set_weights(model.get_weights())
+            archive.track(network)
+            _add_stylizer_endpoints(archive, network, layers, channels, precision)
+        archive.write_out(str(target), verbose=False)
+        atomic_write_bytes(document.encode("utf-8"), target / STYLIZER_METADATA)
+
+
+def _add_stylizer_endpoints(archive, network, layers, channels, precision) -> None:
+    names = stylizer_signature_names(precision)
+    statistics_spec = tf.TensorSpec([None, 2 * sum(channels)], tf.float32, name="statistics")
+
+    def stylize(images):
+        return {"stylized": network(images, training=False)}
+
+    def statistics(images):
+        # The context is entered while the function is traced, which is when it matters.
+        with record_statistics() as recorded:
+            network(images, training=False)
+        means = [recorded[name][0] for name in layers]
+        variances = [recorded[name][1] for name in layers]
+        return {"statistics": tf.concat(means + variances, axis=-1)}
+
+    def stylize_with_statistics(images, statistics):
+        means, variances = tf.split(statistics, 2, axis=-1)
+        given = dict(
+            zip(
+                layers,
+                zip(
+                    tf.split(means, channels, axis=-1),
+                    tf.split(variances, channels, axis=-1),
+                    strict=True,
+                ),
+                strict=True,
+            )
+        )
+        with fixed_statistics(given):
+            return {"stylized": network(images, training=False)}
+
+    archive.add_endpoint(names["stylize"], stylize, input_signature=[IMAGES_SPEC])
+    archive.add_endpoint(names["statistics"], statistics, input_signature=[IMAGES_SPEC])
+    archive.add_endpoint(
+        names["stylize_with_statistics"],
+        stylize_with_statistics,
+        input_signature=[IMAGES_SPEC, statistics_spec],
+    )

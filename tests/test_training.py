@@ -1,0 +1,190 @@
+"""Tests of fast style network training (tf_nst.training) with the tiny random VGG.
+
+One trainer runs the whole story (its compiled step is the expensive part to build): a few steps,
+a checkpoint midway, keep-best against a deliberately spoiled network; a second, fresh trainer
+resumes from the checkpoint and must retrace the first one's steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tf_nst.config import TrainConfig
+from tf_nst.errors import StyleTransferError
+from tf_nst.features import build_feature_extractor
+from tf_nst.training import NetworkTrainer, TrainStepResult, is_chief, make_strategy, output_path
+
+CONFIG = TrainConfig(
+    size=16,
+    batch_size=2,
+    steps=8,
+    learning_rate=1e-2,
+    width=4,
+    validation=2,
+    validation_every=1,
+    seed=3,
+    precision="fp32",
+    distribute="none",
+)
+CHECKPOINT_STEP = 3
+RESUMED_UNTIL = 5
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """10 small random photos with some structure (smooth gradients plus noise)."""
+    root = tmp_path_factory.mktemp("photos")
+    generator = np.random.default_rng(0)
+    rows, columns = np.mgrid[0:36, 0:44] / 44.0
+    for index in range(10):
+        base = np.stack([rows, columns, (rows + columns) / 2], axis=-1)
+        pixels = np.clip(base * generator.random(3) + 0.3 * generator.random((36, 44, 3)), 0, 1)
+        Image.fromarray((pixels * 255).astype(np.uint8)).save(root / f"photo{index}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def extractor():
+    return build_feature_extractor(
+        CONFIG.content_layers + CONFIG.style_layers, "vgg19", None, width_scale=1 / 16
+    )
+
+
+@pytest.fixture(scope="module")
+def style():
+    generator = np.random.default_rng(1)
+    stripes = (np.sin(np.arange(32) / 2.0)[None, :, None] + 1) / 2
+    return np.clip(stripes * generator.random(3) + 0.1 * generator.random((32, 32, 3)), 0, 1)
+
+
+@pytest.fixture(scope="module")
+def story(photos, extractor, style, tmp_path_factory):
+    """Runs the first trainer: steps, a checkpoint at CHECKPOINT_STEP, then spoils the network."""
+    checkpoint = str(tmp_path_factory.mktemp("checkpoint") / "state")
+    trainer = NetworkTrainer(photos, [style.astype(np.float32)], CONFIG, extractor=extractor)
+    results, weights = [], []
+    steps = trainer.steps()
+    for result in steps:
+        results.append(result)
+        weights.append(trainer.model.get_weights())
+        if result.step == CHECKPOINT_STEP:
+            trainer.checkpoint().write(checkpoint)
+        if result.step == RESUMED_UNTIL:
+            break
+    steps.close()
+    best_before_spoiling = trainer.best_loss
+    # Spoil the network: the next validation is far worse, so keep-best must not take it.
+    generator = np.random.default_rng(5)
+    trainer.model.set_weights(
+        [weight + 3.0 * generator.standard_normal(weight.shape) for weight in trainer.model.weights]
+    )
+    steps = trainer.steps()
+    spoiled = next(steps)
+    steps.close()
+    return {
+        "trainer": trainer,
+        "results": results,
+        "weights": weights,
+        "checkpoint": checkpoint,
+        "best_before_spoiling": best_before_spoiling,
+        "spoiled": spoiled,
+    }
+
+
+def test_a_few_steps_lower_the_loss(story):
+    results = story["results"]
+    assert all(isinstance(result, TrainStepResult) for result in results)
+    assert [result.step for result in results] == list(range(1, RESUMED_UNTIL + 1))
+    validation = [result.validation_loss for result in results]
+    assert validation[-1] < validation[0]
+    assert np.mean([result.loss for result in results[-2:]]) < results[0].loss
+
+
+def test_step_results_carry_the_terms_images_and_rates(story):
+    result = story["results"][0]
+    assert set(result.terms) == {
+        *(f"style/{name}" for name in CONFIG.style_layers),
+        *(f"content/{name}" for name in CONFIG.content_layers),
+        "tv",
+    }
+    assert math.isclose(sum(result.terms.values()), result.loss, rel_tol=1e-5)
+    assert result.validation_images.shape == (2, 16, 16, 3)
+    assert result.validation_images.min() >= 0.0 and result.validation_images.max() <= 1.0
+    assert result.images_per_second > 0 and result.learning_rate == pytest.approx(1e-2)
+    assert result.total_steps == CONFIG.steps and result.progress == pytest.approx(1 / 8)
+
+
+def test_keep_best_follows_the_validation_loss(story):
+    trainer, results, weights = story["trainer"], story["results"], story["weights"]
+    validation = [result.validation_loss for result in results]
+    best_index = int(np.argmin(validation))
+    assert story["best_before_spoiling"] == pytest.approx(validation[best_index])
+    assert story["spoiled"].validation_loss > story["best_before_spoiling"]
+    assert trainer.best_loss == story["best_before_spoiling"]
+    assert story["spoiled"].best_loss == trainer.best_loss
+    for best, expected in zip(trainer.best_model().get_weights(), weights[best_index], strict=True):
+        np.testing.assert_array_equal(best, expected)
+    # The best network, evaluated afresh, has the best loss.
+    trainer.model.set_weights(trainer.best_model().get_weights())
+    validation_loss, _ = trainer.validate()
+    assert validation_loss == pytest.approx(trainer.best_loss, rel=1e-5)
+
+
+def test_checkpoint_restore_continue_equals_uninterrupted(story, photos, extractor, style):
+    resumed = NetworkTrainer(photos, [style.astype(np.float32)], CONFIG, extractor=extractor)
+    resumed.restore(story["checkpoint"])
+    assert resumed.step == CHECKPOINT_STEP
+    expected = story["results"][CHECKPOINT_STEP - 1]
+    assert resumed.best_loss == expected.best_loss
+    continued = []
+    for result in resumed.steps():
+        continued.append((result, resumed.model.get_weights()))
+        if result.step == RESUMED_UNTIL:
+            break
+    for result, weights in continued:
+        original = story["results"][result.step - 1]
+        assert result.loss == pytest.approx(original.loss, rel=1e-4)
+        assert result.validation_loss == pytest.approx(original.validation_loss, rel=1e-4)
+        for restored, uninterrupted in zip(weights, story["weights"][result.step - 1], strict=True):
+            np.testing.assert_allclose(restored, uninterrupted, rtol=1e-4, atol=1e-5)
+
+
+def test_restore_of_another_width_is_a_one_line_error(story, photos, extractor, style):
+    other = NetworkTrainer(
+        photos, [style.astype(np.float32)], CONFIG.replace(width=8), extractor=extractor
+    )
+    with pytest.raises(StyleTransferError, match="does not fit this run") as raised:
+        other.restore(story["checkpoint"])
+    assert "\n" not in str(raised.value)
+
+
+def test_a_single_machine_is_the_chief_and_writes_in_place(tmp_path):
+    strategy = make_strategy("none")
+    assert is_chief(strategy)
+    with output_path(tmp_path / "model", strategy) as path:
+        assert path == str(tmp_path / "model")
+
+
+def test_multiworker_without_tf_config_is_a_one_line_error(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(StyleTransferError, match="TF_CONFIG") as raised:
+        make_strategy("multiworker")
+    assert "\n" not in str(raised.value)
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(StyleTransferError, match="TF_CONFIG is not JSON"):
+        make_strategy("multiworker")
+
+
+def test_training_config_names_the_flag_in_its_errors():
+    for changes, flag in [
+        ({"batch_size": 0}, "--batch-size"),
+        ({"validation": -1}, "--validation"),
+        ({"distribute": "tpu"}, "--distribute"),
+        ({"style_layer_weights": (1.0,)}, "--style-layer-weights"),
+    ]:
+        with pytest.raises(StyleTransferError, match=flag):
+            TrainConfig(**changes)

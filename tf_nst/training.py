@@ -1,0 +1,659 @@
+"""Training a fast style network (Johnson et al. 2016): the distributed step and the loop.
+
+`NetworkTrainer` owns one training run: the photos, the style Gram targets, the transform network
+and its Adam state under a `tf.distribute` strategy, and the best network on the held-out
+validation photos. `NetworkTrainer.steps()` yields a `TrainStepResult` per step, like
+`Stylizer.steps()`; what to print, log or save is the caller's business, so this module reads
+photos and nothing else.
+
+The compiled step follows the TensorFlow distributed-training guide: the model and optimizer are
+built in `strategy.scope()`, batches come from `strategy.experimental_distribute_dataset`, the
+step runs under `strategy.run`, and each replica divides the sum of its per-example losses by the
+GLOBAL batch (`tf.nn.compute_average_loss`), so the gradients the optimizer sums over replicas are
+those of the mean over the global batch, whatever the number of replicas.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_nst import data
+from tf_nst.config import TrainConfig
+from tf_nst.errors import StyleTransferError
+from tf_nst.features import build_feature_extractor, minimum_input_side
+from tf_nst.losses import LossWeights, style_targets, total_loss
+from tf_nst.optimize import resize_image, resolve_precision, working_shape
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainStepResult:
+    """What one training step produced.
+
+    Attributes:
+        step: Steps done so far (1-based), counting those before a resume.
+        total_steps: Steps planned.
+        loss: Total loss of this step's global batch.
+        terms: Named loss terms of this batch ("style/LAYER", "content/LAYER", "tv"), summing to
+            `loss`.
+        validation_loss: Mean total loss over the validation photos after this step, on
+            validation steps; None otherwise.
+        best_loss: Lowest validation loss so far (inf before the first validation).
+        validation_images: The validation photos stylized after this step, float32
+            `[photos, size, size, 3]` in [0, 1], on validation steps; None otherwise.
+        images_per_second: Training photos per second of this step (global batch / step time).
+        learning_rate: Adam's learning rate at this step.
+        elapsed_seconds: Wall time since `steps()` started.
+        progress: Fraction of the planned steps done.
+    """
+
+    step: int
+    total_steps: int
+    loss: float
+    terms: Mapping[str, float]
+    validation_loss: float | None
+    best_loss: float
+    validation_images: np.ndarray | None
+    images_per_second: float
+    learning_rate: float
+    elapsed_seconds: float
+    progress: float
+
+
+# --- distribution ------------------------------------------------------------------------------
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """Returns the `tf.distribute` strategy of `--distribute NAME`.
+
+    "auto" is MirroredStrategy over the local GPUs when there are several, else the default
+    (one-device) strategy; "none" is the default strategy; "mirrored" is MirroredStrategy over
+    every local GPU (or the CPU when there is none); "multiworker" is
+    MultiWorkerMirroredStrategy, configured from the `TF_CONFIG` environment variable. Create the
+    strategy first thing in the program: MultiWorkerMirroredStrategy must start its server before
+    TensorFlow runs anything else.
+
+    Raises:
+        StyleTransferError: For an unknown name, or "multiworker" without a valid `TF_CONFIG`.
+    """
+    if name == "none":
+        return tf.distribute.get_strategy()
+    if name == "auto":
+        if len(tf.config.list_logical_devices("GPU")) > 1:
+            return tf.distribute.MirroredStrategy()
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        _check_tf_config()
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise StyleTransferError(
+        f"--distribute must be one of auto, none, mirrored, multiworker; got {name!r}"
+    )
+
+
+def _check_tf_config() -> None:
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        raise StyleTransferError(
+            "--distribute multiworker needs the TF_CONFIG environment variable on every worker "
+            '(e.g. {"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": '
+            '"worker", "index": 0}}): set it, or use --distribute auto'
+        )
+    try:
+        config = json.loads(text)
+        cluster, task = config["cluster"], config["task"]
+        task["type"], task["index"]  # noqa: B018 -- presence is what is checked
+        if not isinstance(cluster, dict):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise StyleTransferError(
+            "TF_CONFIG is not JSON with a 'cluster' of addresses and a 'task' with 'type' and "
+            "'index': fix it (see the README's multi-worker example)"
+        ) from None
+
+
+def is_chief(strategy: tf.distribute.Strategy | None = None) -> bool:
+    """Tells whether this task writes the run's outputs (summaries, checkpoints, the export).
+
+    Without a cluster (one machine, any strategy) the task is the chief. In a cluster it is the
+    task of type "chief" if the cluster has one, else worker 0, as the TensorFlow multi-worker
+    guide prescribes.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    if "chief" in resolver.cluster_spec().as_dict():
+        return resolver.task_type == "chief"
+    return resolver.task_type == "worker" and resolver.task_id == 0
+
+
+@contextlib.contextmanager
+def output_path(path: str | os.PathLike, strategy: tf.distribute.Strategy | None = None):
+    """Yields where this task writes the output `path`: `path` itself on the chief.
+
+    In multi-worker training every worker must take part in writing a checkpoint or a model (the
+    variables' values are gathered collectively), but only the chief's copy is kept. A non-chief
+    worker gets a path in a fresh temporary directory, which is deleted when the block ends, as
+    the TensorFlow multi-worker guide prescribes.
+
+    Example:
+        >>> with output_path("run/checkpoint", strategy) as path:
+        ...     trainer.checkpoint().write(path)
+    """
+    if is_chief(strategy):
+        yield os.fspath(path)
+        return
+    task_id = getattr(getattr(strategy, "cluster_resolver", None), "task_id", 0)
+    temporary = tempfile.mkdtemp(prefix=f"tf_nst_worker{task_id}_")
+    try:
+        yield os.path.join(temporary, os.path.basename(os.fspath(path)) or "output")
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
+
+
+def replica_count(strategy: tf.distribute.Strategy) -> int:
+    """Replicas in sync: the global batch is the per-replica batch times this."""
+    return int(strategy.num_replicas_in_sync)
+
+
+# --- the losses and the compiled step ----------------------------------------------------------
+
+
+def loss_weights(config: TrainConfig) -> LossWeights:
+    """The normalised loss weights of a training config."""
+    return LossWeights(
+        content=config.content_weight,
+        style=config.style_weight,
+        total_variation=config.tv_weight,
+        style_layers=dict(
+            zip(config.style_layers, config.normalized_style_layer_weights(), strict=True)
+        ),
+        content_layers=tuple(config.content_layers),
+        normalization="normalized",
+    )
+
+
+def per_example_losses(
+    features: Mapping[str, tf.Tensor],
+    content_targets: Mapping[str, tf.Tensor],
+    style_gram_targets: Mapping[str, tf.Tensor],
+    stylized: tf.Tensor,
+    weights: LossWeights,
+) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """Returns the total loss and the named terms of each example of a batch.
+
+    `tf_nst.losses.total_loss` averages over its batch; a distributed step needs the per-example
+    values to divide their sum by the global batch, so it is applied to each example in turn.
+
+    Args:
+        features: The extractor's output for `stylized`.
+        content_targets: Content layer name to the features of the photos.
+        style_gram_targets: Style layer name to the target Gram matrix, `[1, C, C]`.
+        stylized: The network's output, `[batch, height, width, 3]`.
+        weights: The loss weights.
+
+    Returns:
+        `(losses, terms)`: `[batch]` totals, and term name to `[batch]` values.
+    """
+
+    def one(index):
+        def pick(tensor):
+            return tensor[index : index + 1]
+
+        return total_loss(
+            {name: pick(value) for name, value in features.items()},
+            {name: pick(value) for name, value in content_targets.items()},
+            style_gram_targets,
+            pick(stylized),
+            weights,
+        )
+
+    batch = stylized.shape[0]
+    if batch is not None:
+        results = [one(index) for index in range(batch)]
+        losses = tf.stack([loss for loss, _ in results])
+        terms = {name: tf.stack([terms[name] for _, terms in results]) for name in results[0][1]}
+        return losses, terms
+    names = (
+        [f"style/{name}" for name in weights.style_layers]
+        + [f"content/{name}" for name in weights.content_layers]
+        + ["tv"]
+    )
+    return tf.map_fn(
+        one,
+        tf.range(tf.shape(stylized)[0]),
+        fn_output_signature=(tf.float32, dict.fromkeys(names, tf.float32)),
+    )
+
+
+def make_train_step(
+    model: keras.Model,
+    extractor: keras.Model,
+    content_extractor: keras.Model,
+    optimizer: keras.optimizers.Optimizer,
+    weights: LossWeights,
+    strategy: tf.distribute.Strategy,
+    global_batch_size: int,
+    jit: bool = False,
+):
+    """Returns the compiled distributed training step.
+
+    The step takes a distributed batch of photos and the style Gram targets, runs one Adam update
+    of `model` on every replica (the optimizer sums the replicas' gradients), and returns the
+    global batch's mean loss and terms.
+
+    XLA compiles the per-replica loss and gradient only: the optimizer's cross-replica sum is a
+    `merge_call`, which XLA cannot compile.
+    """
+    loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+    @tf.function(jit_compile=jit, reduce_retracing=True)
+    def loss_and_gradients(photos, style_gram_targets):
+        photo_features = content_extractor(photos, training=False)
+        content_targets = {
+            name: tf.stop_gradient(photo_features[name]) for name in weights.content_layers
+        }
+        with tf.GradientTape() as tape:
+            stylized = model(photos, training=True)
+            features = extractor(stylized, training=False)
+            losses, terms = per_example_losses(
+                features, content_targets, style_gram_targets, stylized, weights
+            )
+            loss = tf.nn.compute_average_loss(losses, global_batch_size=global_batch_size)
+            scaled = optimizer.scale_loss(loss) if loss_scaling else loss
+        gradients = tape.gradient(scaled, model.trainable_variables)
+        terms = {
+            name: tf.nn.compute_average_loss(value, global_batch_size=global_batch_size)
+            for name, value in terms.items()
+        }
+        return loss, terms, gradients
+
+    def replica_step(photos, style_gram_targets):
+        loss, terms, gradients = loss_and_gradients(photos, style_gram_targets)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
+        return loss, terms
+
+    @tf.function(reduce_retracing=True)
+    def train_step(photos, style_gram_targets):
+        loss, terms = strategy.run(replica_step, args=(photos, style_gram_targets))
+        total = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+        terms = {
+            name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+            for name, value in terms.items()
+        }
+        return total, terms
+
+    return train_step
+
+
+def make_validation(
+    model: keras.Model,
+    extractor: keras.Model,
+    content_extractor: keras.Model,
+    weights: LossWeights,
+    jit: bool = False,
+):
+    """Returns a compiled function photos -> (per-example losses, stylized photos).
+
+    It runs on this task alone, outside `strategy.run`: every task holds the same synchronised
+    weights and the same validation photos, so every task reaches the same keep-best decision.
+    """
+
+    @tf.function(jit_compile=jit, reduce_retracing=True)
+    def validate(photos, style_gram_targets):
+        stylized = model(photos, training=False)
+        photo_features = content_extractor(photos, training=False)
+        content_targets = {name: photo_features[name] for name in weights.content_layers}
+        features = extractor(stylized, training=False)
+        losses, _ = per_example_losses(
+            features, content_targets, style_gram_targets, stylized, weights
+        )
+        return losses, stylized
+
+    return validate
+
+
+def content_submodel(extractor: keras.Model, layers: Sequence[str]) -> keras.Model:
+    """Returns the part of `extractor` that computes `layers` only.
+
+    The content targets need shallow layers only; cutting the graph there saves the deeper
+    layers' cost on every photo. Falls back to `extractor` itself if it is not a functional model
+    with named outputs.
+    """
+    try:
+        outputs = extractor.output
+        return keras.Model(extractor.inputs, {name: outputs[name] for name in layers})
+    except (AttributeError, KeyError, TypeError, ValueError):
+        return extractor
+
+
+# --- the trainer -------------------------------------------------------------------------------
+
+
+class NetworkTrainer:
+    """Trains one fast style network; `steps()` runs it step by step.
+
+    Example:
+        >>> trainer = NetworkTrainer("photos/", [starry_night], TrainConfig(size=128, width=16))
+        >>> for result in trainer.steps():
+        ...     print(result.step, result.loss, result.validation_loss)
+        >>> network = trainer.best_model()
+
+    Attributes:
+        config: The settings.
+        strategy: The `tf.distribute` strategy the step runs under.
+        photos: The usable photos, split into training and validation, and the skipped files.
+        global_batch_size: `config.batch_size` times the replicas.
+        seed: The seed of the data stream (drawn at random when `config.seed` is None).
+        model: The transform network being trained.
+        optimizer: Its Adam optimizer.
+        step: Steps done so far.
+        best_loss: Lowest validation loss so far.
+        stop_reason: Why `steps()` ended early ("time limit", a non-finite loss), else None.
+    """
+
+    def __init__(
+        self,
+        photos: str | os.PathLike | Sequence[str | os.PathLike],
+        styles: Sequence[np.ndarray],
+        config: TrainConfig | None = None,
+        extractor: keras.Model | None = None,
+        strategy: tf.distribute.Strategy | None = None,
+    ):
+        """Finds and checks the photos, builds the networks and computes the style targets.
+
+        Args:
+            photos: A folder of photos (searched recursively) or a list of files and folders.
+            styles: One or more style images, float32 `[height, width, 3]` in [0, 1].
+            config: The settings; defaults if None.
+            extractor: A feature extractor returning at least the content and style layers;
+                built from `config` (backbone, weights, pooling, precision) if None.
+            strategy: The `tf.distribute` strategy; `make_strategy(config.distribute)` if None.
+
+        Raises:
+            StyleTransferError: For no or too few usable photos, no style image, a style image
+                or size too small for the layers, or an extractor without the needed layers.
+        """
+        self.config = config = config or TrainConfig()
+        if not styles:
+            raise StyleTransferError("no style image was given: pass at least one STYLE image")
+        self.strategy = strategy or make_strategy(config.distribute)
+        self.global_batch_size = config.batch_size * replica_count(self.strategy)
+        self.photos = data.scan_photos(photos, config.validation, self.global_batch_size)
+        self.weights = loss_weights(config)
+        self._blend = config.normalized_style_blend(len(styles))
+        self._precision = resolve_precision(config.precision)
+        layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
+        self._check_sizes(styles, layers)
+        self.seed = (
+            config.seed
+            if config.seed is not None
+            else int(np.random.SeedSequence().entropy % data._SEED_MODULUS)
+        )
+        if config.seed is not None:
+            keras.utils.set_random_seed(config.seed)
+        with self.strategy.scope():
+            if extractor is None:
+                extractor = build_feature_extractor(
+                    layers,
+                    config.backbone,
+                    config.weights,
+                    config.pooling,
+                    self._precision,
+                )
+            self.model = self._build_network()
+            optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
+            if self._precision == "fp16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            self.optimizer = optimizer
+            self.optimizer.build(self.model.trainable_variables)
+        side = minimum_input_side(layers)
+        produced = extractor(tf.zeros([1, side, side, 3]), training=False)
+        missing = [name for name in layers if name not in produced]
+        if missing:
+            raise StyleTransferError(
+                f"the feature extractor does not return {', '.join(missing)}: build it with "
+                "the content and style layers"
+            )
+        self.extractor = extractor
+        self._content_extractor = content_submodel(extractor, config.content_layers)
+        self._style_grams = self._style_targets(styles)
+        self._validation_photos = tf.constant(
+            data.validation_images(self.photos.validation, config.size)
+        )
+        self.step = 0
+        self.best_loss = math.inf
+        self.stop_reason: str | None = None
+        # Checkpointed state, kept current after every step so a checkpoint can be written at
+        # any time. The best weights live outside the strategy: every task keeps its own copy.
+        self._step_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self._best_loss_variable = tf.Variable(
+            math.inf, dtype=tf.float64, trainable=False, name="best_loss"
+        )
+        self._seed_variable = tf.Variable(self.seed, dtype=tf.int64, trainable=False, name="seed")
+        self._best_weights = [
+            tf.Variable(weight, trainable=False, name=f"best_{index}")
+            for index, weight in enumerate(self.model.get_weights())
+        ]
+        self._train_step = make_train_step(
+            self.model,
+            self.extractor,
+            self._content_extractor,
+            self.optimizer,
+            self.weights,
+            self.strategy,
+            self.global_batch_size,
+            config.jit,
+        )
+        self._validate = make_validation(
+            self.model, self.extractor, self._content_extractor, self.weights, config.jit
+        )
+
+    @property
+    def skipped_count(self) -> int:
+        """Photo files that could not be decoded and were left out."""
+        return len(self.photos.skipped)
+
+    def _build_network(self) -> keras.Model:
+        from tf_nst.transform import build_transform_network
+
+        return build_transform_network(self.config.width, self._precision)
+
+    def _check_sizes(self, styles, layers) -> None:
+        minimum = minimum_input_side(layers)
+        if self.config.size < minimum:
+            raise StyleTransferError(
+                f"--size {self.config.size} is below the {minimum} px the layer {max(layers)} "
+                "needs: raise --size"
+            )
+        for index, style in enumerate(styles):
+            shape = working_shape(style.shape, self._style_side())
+            if min(shape) < minimum:
+                raise StyleTransferError(
+                    f"style image {index + 1} works at {shape[1]}x{shape[0]} px, below the "
+                    f"{minimum} px the layer {max(layers)} needs: raise --style-scale or --size"
+                )
+
+    def _style_side(self) -> int:
+        return max(1, round(self.config.size * self.config.style_scale))
+
+    def _style_targets(self, styles) -> dict[str, tf.Tensor]:
+        """The blended Gram targets, computed once: the style images never change."""
+        features = []
+        for style in styles:
+            height, width = working_shape(np.shape(style), self._style_side())
+            resized = resize_image(style, height, width)[None]
+            outputs = self.extractor(resized, training=False)
+            features.append({name: outputs[name] for name in self.weights.style_layers})
+        return style_targets(features, self._blend)
+
+    # --- checkpoint and resume -------------------------------------------------------------
+
+    def checkpoint(self) -> tf.train.Checkpoint:
+        """Returns a `tf.train.Checkpoint` of everything an exact resume needs.
+
+        It holds the network, the Adam state (moments and iteration count), the step, the best
+        validation loss and the best weights, and the data seed. The data stream needs no state
+        of its own: it is a pure function of (seed, step), so `steps()` after `restore()`
+        continues it where it stopped. The object stays current as training runs: write it (or
+        give it to a `tf.train.CheckpointManager`) at any step. In multi-worker training every
+        worker must write it (see `output_path`).
+        """
+        return tf.train.Checkpoint(
+            model=self.model,
+            optimizer=self.optimizer,
+            step=self._step_variable,
+            best_loss=self._best_loss_variable,
+            best_weights=self._best_weights,
+            seed=self._seed_variable,
+        )
+
+    def restore(self, path: str | os.PathLike) -> None:
+        """Restores the state written from `checkpoint()`, so that `steps()` continues exactly.
+
+        Raises:
+            StyleTransferError: If the checkpoint cannot be read or belongs to other settings.
+        """
+        label = os.fspath(path)
+        try:
+            state = self.checkpoint()
+            # read(), not restore(): it also accepts `Checkpoint.write()` files, which have no
+            # save_counter; expect_partial() silences the unused save_counter of `save()` files.
+            state.read(label).assert_existing_objects_matched().expect_partial()
+        except (ValueError, AssertionError, tf.errors.OpError) as error:
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise StyleTransferError(
+                f"checkpoint {label} does not fit this run ({first_line}): resume with the same "
+                "--width, --precision and loss layers"
+            ) from None
+        self.step = int(self._step_variable.numpy())
+        self.best_loss = float(self._best_loss_variable.numpy())
+        self.seed = int(self._seed_variable.numpy())
+        if self.step > self.config.steps:
+            raise StyleTransferError(
+                f"checkpoint {label} is at step {self.step}, past --steps {self.config.steps}: "
+                "raise --steps to continue"
+            )
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def steps(self) -> Iterator[TrainStepResult]:
+        """Trains, yielding one `TrainStepResult` per step.
+
+        The validation photos are evaluated every `config.validation_every` steps and at the last
+        step (also when the time limit ends the run); a lower validation loss replaces the best
+        weights. The loop ends when all steps are done, when `config.time_limit` runs out
+        (`stop_reason` says "time limit"), or at a non-finite loss (`stop_reason` says so; the
+        best weights are those of the last finite validation). Breaking out of the loop is safe
+        at any step.
+        """
+        config = self.config
+        self.stop_reason = None
+        started = time.perf_counter()
+        deadline = None if config.time_limit is None else started + config.time_limit
+        dataset = data.training_dataset(
+            self.photos.training,
+            config.size,
+            self.global_batch_size,
+            self.seed,
+            start_step=self.step,
+        )
+        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+        try:
+            while self.step < config.steps:
+                step_started = time.perf_counter()
+                loss, terms = self._train_step(next(iterator), self._style_grams)
+                loss = float(loss)
+                seconds = time.perf_counter() - step_started
+                self.step += 1
+                self._step_variable.assign(self.step)
+                finite = math.isfinite(loss)
+                if not finite:
+                    self.stop_reason = f"non-finite loss at step {self.step}"
+                out_of_time = deadline is not None and time.perf_counter() >= deadline
+                validation_loss = stylized = None
+                if (
+                    finite
+                    and len(self.photos.validation)
+                    and (
+                        self.step % config.validation_every == 0
+                        or self.step == config.steps
+                        or out_of_time
+                    )
+                ):
+                    validation_loss, stylized = self.validate()
+                    if validation_loss < self.best_loss:
+                        self.best_loss = validation_loss
+                        self._best_loss_variable.assign(validation_loss)
+                        for best, weight in zip(
+                            self._best_weights, self.model.weights, strict=True
+                        ):
+                            best.assign(weight)
+                yield TrainStepResult(
+                    step=self.step,
+                    total_steps=config.steps,
+                    loss=loss,
+                    terms={name: float(value) for name, value in terms.items()},
+                    validation_loss=validation_loss,
+                    best_loss=self.best_loss,
+                    validation_images=stylized,
+                    images_per_second=self.global_batch_size / seconds,
+                    learning_rate=float(keras.ops.convert_to_numpy(self._learning_rate())),
+                    elapsed_seconds=time.perf_counter() - started,
+                    progress=self.step / config.steps,
+                )
+                if self.stop_reason:
+                    return
+                if deadline is not None and time.perf_counter() >= deadline:
+                    self.stop_reason = "time limit"
+                    return
+        finally:
+            # Drops the pipeline's threads now: a tf.data iterator over numpy_function left to
+            # interpreter shutdown can hang the exit.
+            del iterator
+
+    def _learning_rate(self):
+        optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        return optimizer.learning_rate
+
+    def validate(self) -> tuple[float, np.ndarray]:
+        """Returns the mean total loss over the validation photos and their stylized versions.
+
+        Raises:
+            StyleTransferError: If no photos are held out (`config.validation` is 0).
+        """
+        photos = self._validation_photos
+        if photos.shape[0] == 0:
+            raise StyleTransferError("no validation photos: raise --validation")
+        losses, outputs = [], []
+        for start in range(0, photos.shape[0], self.config.batch_size):
+            chunk_losses, chunk_outputs = self._validate(
+                photos[start : start + self.config.batch_size], self._style_grams
+            )
+            losses.append(chunk_losses.numpy())
+            outputs.append(chunk_outputs.numpy())
+        return float(np.mean(np.concatenate(losses))), np.concatenate(outputs)
+
+    def best_model(self) -> keras.Model:
+        """Returns a new network with the best weights: lowest validation loss so far.
+
+        Without validation photos, or before the first validation, that is the current network.
+        """
+        model = self._build_network()
+        if math.isfinite(self.best_loss):
+            model.set_weights([weight.numpy() for weight in self._best_weights])
+        else:
+            model.set_weights(self.model.get_weights())
+        return model
