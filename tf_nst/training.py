@@ -33,8 +33,10 @@ from tf_nst import data
 from tf_nst.config import TrainConfig
 from tf_nst.errors import StyleTransferError
 from tf_nst.features import build_feature_extractor, minimum_input_side
+from tf_nst.images import resize
 from tf_nst.losses import LossWeights, style_targets, total_loss
-from tf_nst.optimize import resize_image, resolve_precision, working_shape
+from tf_nst.optimize import resolve_precision
+from tf_nst.scales import working_shape
 
 
 @dataclasses.dataclass(frozen=True)
@@ -494,7 +496,7 @@ class NetworkTrainer:
         features = []
         for style in styles:
             height, width = working_shape(np.shape(style), self._style_side())
-            resized = resize_image(style, height, width)[None]
+            resized = resize(np.asarray(style, np.float32), height, width)[None]
             outputs = self.extractor(resized, training=False)
             features.append({name: outputs[name] for name in self.weights.style_layers})
         return style_targets(features, self._blend)
