@@ -460,7 +460,7 @@ def test_debug_shows_the_traceback(inputs, tmp_path):
     )  # fmt: skip
     assert result.returncode != 0
     assert "Traceback" in result.stderr
-    assert "StyleTransferError: --steps must be a positive integer" in result.stderr
+    assert "StyleTransferError: `steps` must be a positive integer" in result.stderr
 
 
 # --- refusals that need the real network -------------------------------------------------------

@@ -46,8 +46,76 @@ def setting(default, help: str, **options):
     return dataclasses.field(default=default, metadata={"help": help, **options})
 
 
+class _StyleSettings:
+    """What a stylization and a network training share: the loss settings and their checks."""
+
+    def _check_style_settings(self) -> None:
+        """Validates every field with a fixed choice, the numbers and the layer lists."""
+        _check_choices(self)
+        _positive_int("size", self.size)
+        _positive_int("steps", self.steps)
+        _positive_number("learning_rate", self.learning_rate)
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            _non_negative_number(name, getattr(self, name))
+        _positive_number("style_scale", self.style_scale)
+        if not self.content_layers:
+            raise StyleTransferError("`content_layers` is empty: name at least one layer")
+        if not self.style_layers:
+            raise StyleTransferError("`style_layers` is empty: name at least one layer")
+        if self.style_layer_weights is not None:
+            if len(self.style_layer_weights) != len(self.style_layers):
+                raise StyleTransferError(
+                    f"`style_layer_weights` has {len(self.style_layer_weights)} values but "
+                    f"`style_layers` names {len(self.style_layers)} layers: "
+                    "give one weight per layer"
+                )
+            for weight in self.style_layer_weights:
+                _non_negative_number("style_layer_weights", weight)
+        if self.style_blend is not None:
+            for weight in self.style_blend:
+                _non_negative_number("style_blend", weight)
+            if sum(self.style_blend) <= 0:
+                raise StyleTransferError(
+                    "`style_blend` sums to 0: give at least one positive weight"
+                )
+        if self.time_limit is not None:
+            _positive_number("time_limit", self.time_limit)
+        if self.seed is not None:
+            _seed("seed", self.seed)
+
+    def normalized_style_blend(self, style_count: int) -> tuple[float, ...]:
+        """Returns the blend weights for `style_count` styles, summing to 1.
+
+        Raises:
+            StyleTransferError: If a blend was given with a different number of weights.
+        """
+        if self.style_blend is None:
+            return (1.0 / style_count,) * style_count
+        if len(self.style_blend) != style_count:
+            raise StyleTransferError(
+                f"`style_blend` has {len(self.style_blend)} weights but {style_count} style "
+                "images were given: give one weight per style image"
+            )
+        total = float(sum(self.style_blend))
+        return tuple(float(weight) / total for weight in self.style_blend)
+
+    def normalized_style_layer_weights(self) -> tuple[float, ...]:
+        """Returns per-style-layer weights; equal weights of 1 / layer count by default."""
+        if self.style_layer_weights is None:
+            return (1.0 / len(self.style_layers),) * len(self.style_layers)
+        return tuple(float(weight) for weight in self.style_layer_weights)
+
+    def hparams(self) -> dict:
+        """Returns every setting by name, the ones a reader compares first leading.
+
+        The order is the HParams dashboard's column order; values are as set (tuples, None),
+        for `tf_nst.text.setting_text` or TensorBoard to turn into text.
+        """
+        return _leading_first(self, HPARAMS_FIRST)
+
+
 @dataclasses.dataclass(frozen=True)
-class StyleConfig:
+class StyleConfig(_StyleSettings):
     """Settings of one stylization run.
 
     Attributes:
@@ -188,47 +256,13 @@ class StyleConfig:
             if getattr(self, name) is None:
                 # The one place a frozen instance is completed: before anyone can see it.
                 object.__setattr__(self, name, default)
-        _positive_int("size", self.size)
-        _positive_int("steps", self.steps)
-        _positive_number("learning_rate", self.learning_rate)
-        for name in ("content_weight", "style_weight", "tv_weight"):
-            _non_negative_number(name, getattr(self, name))
-        _positive_number("style_scale", self.style_scale)
-        _choice("backbone", self.backbone, BACKBONES)
-        _choice("pooling", self.pooling, POOLINGS)
-        _choice("optimizer", self.optimizer, OPTIMIZERS)
-        _choice("preserve_colors", self.preserve_colors, PRESERVE_COLORS)
-        _choice("precision", self.precision, PRECISIONS)
+        self._check_style_settings()
         if not self.init:
             raise StyleTransferError(
-                "--init is empty: pass content, noise, style or the path of an image"
+                "`init` is empty: pass content, noise, style or the path of an image"
             )
-        if not self.content_layers:
-            raise StyleTransferError("--content-layers is empty: name at least one layer")
-        if not self.style_layers:
-            raise StyleTransferError("--style-layers is empty: name at least one layer")
-        if self.style_layer_weights is not None:
-            if len(self.style_layer_weights) != len(self.style_layers):
-                raise StyleTransferError(
-                    f"--style-layer-weights has {len(self.style_layer_weights)} values but "
-                    f"--style-layers names {len(self.style_layers)} layers: "
-                    "give one weight per layer"
-                )
-            for weight in self.style_layer_weights:
-                _non_negative_number("style_layer_weights", weight)
-        if self.style_blend is not None:
-            for weight in self.style_blend:
-                _non_negative_number("style_blend", weight)
-            if sum(self.style_blend) <= 0:
-                raise StyleTransferError(
-                    "--style-blend sums to 0: give at least one positive weight"
-                )
         if self.scales is not None:
             _positive_int("scales", self.scales)
-        if self.time_limit is not None:
-            _positive_number("time_limit", self.time_limit)
-        if self.seed is not None:
-            _seed("seed", self.seed)
 
     def replace(self, **changes) -> StyleConfig:
         """Returns a copy with `changes` applied, validated again.
@@ -244,36 +278,6 @@ class StyleConfig:
                 if name not in changes and getattr(self, name) == default:
                     changes[name] = None
         return dataclasses.replace(self, **changes)
-
-    def normalized_style_blend(self, style_count: int) -> tuple[float, ...]:
-        """Returns the blend weights for `style_count` styles, summing to 1.
-
-        Raises:
-            StyleTransferError: If a blend was given with a different number of weights.
-        """
-        if self.style_blend is None:
-            return (1.0 / style_count,) * style_count
-        if len(self.style_blend) != style_count:
-            raise StyleTransferError(
-                f"--style-blend has {len(self.style_blend)} weights but {style_count} style "
-                "images were given: give one weight per style image"
-            )
-        total = float(sum(self.style_blend))
-        return tuple(float(weight) / total for weight in self.style_blend)
-
-    def normalized_style_layer_weights(self) -> tuple[float, ...]:
-        """Returns per-style-layer weights; equal weights of 1 / layer count by default."""
-        if self.style_layer_weights is None:
-            return (1.0 / len(self.style_layers),) * len(self.style_layers)
-        return tuple(float(weight) for weight in self.style_layer_weights)
-
-    def hparams(self) -> dict:
-        """Returns every setting by name, the ones a reader compares first leading.
-
-        The order is the HParams dashboard's column order; values are as set (tuples, None),
-        for `tf_nst.text.setting_text` or TensorBoard to turn into text.
-        """
-        return _leading_first(self, HPARAMS_FIRST)
 
 
 HPARAMS_FIRST = ("style_weight", "size", "steps", "optimizer")
@@ -333,14 +337,14 @@ class OutputOptions:
 
     def __post_init__(self):
         if not self.output:
-            raise StyleTransferError("--output is empty: give the path of the result")
+            raise StyleTransferError("`output` is empty: give the path of the result")
         if not self.logdir:
-            raise StyleTransferError("--logdir is empty: give a directory for TensorBoard")
+            raise StyleTransferError("`logdir` is empty: give a directory for TensorBoard")
         for name in ("save_every", "image_every", "checkpoint_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise StyleTransferError(
-                    f"--{name.replace('_', '-')} must be >= 0 (0 turns it off), got {value!r}"
+                    f"`{name}` must be >= 0 (0 turns it off), got {value!r}"
                 )
 
 
@@ -348,21 +352,21 @@ def _seed(name: str, value) -> None:
     # numpy and TensorFlow take seeds from 0 to 2**32 - 1; anything else fails deep inside them.
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
         raise StyleTransferError(
-            f"--{name.replace('_', '-')} must be an integer from 0 to {2**32 - 1}, got {value!r}"
+            f"`{name}` must be an integer from 0 to {2**32 - 1}, got {value!r}"
         )
 
 
 def _positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise StyleTransferError(
-            f"--{name.replace('_', '-')} must be a positive integer, got {value!r}"
+            f"`{name}` must be a positive integer, got {value!r}"
         )
 
 
 def _positive_number(name: str, value) -> None:
     if not _is_finite_number(value) or value <= 0:
         raise StyleTransferError(
-            f"--{name.replace('_', '-')} must be a positive number up to {FLOAT32_MAX:.4g}, "
+            f"`{name}` must be a positive number up to {FLOAT32_MAX:.4g}, "
             f"got {value!r}"
         )
 
@@ -370,7 +374,7 @@ def _positive_number(name: str, value) -> None:
 def _non_negative_number(name: str, value) -> None:
     if not _is_finite_number(value) or value < 0:
         raise StyleTransferError(
-            f"--{name.replace('_', '-')} must be a number from 0 to {FLOAT32_MAX:.4g}, "
+            f"`{name}` must be a number from 0 to {FLOAT32_MAX:.4g}, "
             f"got {value!r}"
         )
 
@@ -385,10 +389,17 @@ def _is_finite_number(value) -> bool:
     )
 
 
+def _check_choices(config) -> None:
+    """Checks every field declared with `choices` against them."""
+    for field in dataclasses.fields(config):
+        if "choices" in field.metadata:
+            _choice(field.name, getattr(config, field.name), tuple(field.metadata["choices"]))
+
+
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise StyleTransferError(
-            f"--{name.replace('_', '-')} must be one of {', '.join(choices)}; got {value!r}"
+            f"`{name}` must be one of {', '.join(choices)}; got {value!r}"
         )
 
 
@@ -403,7 +414,7 @@ DEFAULT_TRAIN_LOSS_WEIGHTS = (1.0, 10.0, 1.0)
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_StyleSettings):
     """Settings of one feed-forward style network training run (Johnson et al. 2016).
 
     Attributes:
@@ -533,85 +544,18 @@ class TrainConfig:
     )
 
     def __post_init__(self):
-        for name in ("size", "batch_size", "steps", "width", "validation_every"):
+        self._check_style_settings()
+        for name in ("batch_size", "width", "validation_every"):
             _positive_int(name, getattr(self, name))
         if isinstance(self.validation, bool) or not isinstance(self.validation, int):
             raise StyleTransferError(
-                f"--validation must be a whole number of photos, got {self.validation!r}"
+                f"`validation` must be a whole number of photos, got {self.validation!r}"
             )
         if self.validation < 0:
             raise StyleTransferError(
-                f"--validation must be 0 or more photos, got {self.validation!r}"
+                f"`validation` must be 0 or more photos, got {self.validation!r}"
             )
-        _positive_number("learning_rate", self.learning_rate)
-        for name in ("content_weight", "style_weight", "tv_weight"):
-            _non_negative_number(name, getattr(self, name))
-        _positive_number("style_scale", self.style_scale)
-        _choice("backbone", self.backbone, BACKBONES)
-        _choice("pooling", self.pooling, POOLINGS)
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("distribute", self.distribute, DISTRIBUTE_MODES)
-        if not self.content_layers:
-            raise StyleTransferError("--content-layers is empty: name at least one layer")
-        if not self.style_layers:
-            raise StyleTransferError("--style-layers is empty: name at least one layer")
-        if self.style_layer_weights is not None:
-            if len(self.style_layer_weights) != len(self.style_layers):
-                raise StyleTransferError(
-                    f"--style-layer-weights has {len(self.style_layer_weights)} values but "
-                    f"--style-layers names {len(self.style_layers)} layers: "
-                    "give one weight per layer"
-                )
-            for weight in self.style_layer_weights:
-                _non_negative_number("style_layer_weights", weight)
-        if self.style_blend is not None:
-            for weight in self.style_blend:
-                _non_negative_number("style_blend", weight)
-            if sum(self.style_blend) <= 0:
-                raise StyleTransferError(
-                    "--style-blend sums to 0: give at least one positive weight"
-                )
-        if self.time_limit is not None:
-            _positive_number("time_limit", self.time_limit)
-        if self.seed is not None and (
-            isinstance(self.seed, bool) or not isinstance(self.seed, int)
-        ):
-            raise StyleTransferError(f"--seed must be an integer, got {self.seed!r}")
 
     def replace(self, **changes) -> TrainConfig:
         """Returns a copy with `changes` applied, validated again."""
         return dataclasses.replace(self, **changes)
-
-    def normalized_style_blend(self, style_count: int) -> tuple[float, ...]:
-        """Returns the blend weights for `style_count` styles, summing to 1.
-
-        Raises:
-            StyleTransferError: If a blend was given with a different number of weights.
-        """
-        if self.style_blend is None:
-            return (1.0 / style_count,) * style_count
-        if len(self.style_blend) != style_count:
-            raise StyleTransferError(
-                f"--style-blend has {len(self.style_blend)} weights but {style_count} style "
-                "images were given: give one weight per style image"
-            )
-        total = float(sum(self.style_blend))
-        return tuple(float(weight) / total for weight in self.style_blend)
-
-    def normalized_style_layer_weights(self) -> tuple[float, ...]:
-        """Returns per-style-layer weights; equal weights of 1 / layer count by default."""
-        if self.style_layer_weights is None:
-            return (1.0 / len(self.style_layers),) * len(self.style_layers)
-        return tuple(float(weight) for weight in self.style_layer_weights)
-
-    def hparams(self) -> dict[str, float | int | str | bool]:
-        """Returns the settings as TensorBoard-hparams-friendly scalars and strings."""
-        values = {}
-        for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if value is None:
-                value = "none"
-            elif isinstance(value, tuple):
-                value = ",".join(str(item) for item in value)
-            values[field.name] = value
-        return values

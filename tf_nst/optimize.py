@@ -189,7 +189,6 @@ class Stylizer:
         self.blend = config.normalized_style_blend(len(styles))
         layers = validate_layer_choice(config.backbone, config.content_layers, config.style_layers)
         self.scales = check_image_sizes(config, content.shape, [style.shape for style in styles])
-        _check_seed(config)
         if config.init not in ("content", "noise", "style") and init_image is None:
             raise StyleTransferError(f"--init {config.init} is a path: load it and pass init_image")
         self.precision = resolve_precision(config.precision)
@@ -496,11 +495,6 @@ def stylize(
     """
     return Stylizer(content, styles, config or StyleConfig(), extractor, init_image).steps()
 
-
-def _check_seed(config: StyleConfig) -> None:
-    """Refuses a negative seed in one line: numpy's generators take only seeds >= 0."""
-    if config.seed is not None and config.seed < 0:
-        raise StyleTransferError(f"--seed must be >= 0, got {config.seed}")
 
 
 @contextlib.contextmanager
