@@ -711,11 +711,11 @@ def _write_state(folder: pathlib.Path, arguments: list[str], pair) -> None:
     """A `run.json` whose settings and inputs match what `arguments` would run."""
     import json
 
-    from tf_nst import cli, jobs
+    from tf_nst import cli, cli_options, jobs
     from tf_nst.config import StyleConfig
     from tf_nst.run.outputs import STATE_FORMAT
 
-    config = cli.from_arguments(StyleConfig, cli.build_parser().parse_args(arguments))
+    config = cli_options.from_arguments(StyleConfig, cli.build_parser().parse_args(arguments))
     key = jobs.stylize_resume_key(config, pair[0], [pair[1]])
     state = {"format": STATE_FORMAT, "kind": key.kind, "run_name": None}
     state.update(settings=dict(key.settings), inputs=dict(key.inputs))

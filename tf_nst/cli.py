@@ -21,115 +21,32 @@ Exit statuses:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import os
-import pathlib
 import sys
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU feature notes) is noise for a CLI user.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tf_nst import __version__  # noqa: E402  (the environment must be set before TensorFlow loads)
-from tf_nst.config import INITS, OutputOptions, StyleConfig  # noqa: E402
+from tf_nst.cli_commands import run_apply, run_export, run_stylize, run_train  # noqa: E402
+from tf_nst.cli_options import add_fields  # noqa: E402
+from tf_nst.config import (  # noqa: E402
+    ApplyConfig,
+    OutputOptions,
+    StyleConfig,
+    TrainConfig,
+)
 from tf_nst.errors import StyleTransferError  # noqa: E402
-from tf_nst.text import field_to_flag, one_line, printable, setting_text  # noqa: E402
+from tf_nst.terminal import print_line as _print  # noqa: E402
+from tf_nst.text import field_to_flag, one_line  # noqa: E402
 
 BACKBONE_FIELDS = ("backbone", "weights", "pooling", "precision")
+# Training writes no numbered intermediates and logs its validation pictures at each validation.
+TRAIN_OUTPUT_FIELDS = ("logdir", "run_name", "checkpoint_every", "resume", "quiet")
 
 
 # --- options generated from the config dataclasses -------------------------------------------
-
-
-def add_fields(parser, config_class, names=None, defaults=None) -> None:
-    """Adds one flag per field of `config_class` (or of `names`), from the field's metadata.
-
-    Flags default to `argparse.SUPPRESS`, so that a flag not given leaves the dataclass default in
-    charge: the default exists once, in the dataclass, and `--help` shows it from there.
-    """
-    defaults = defaults or {}
-    fields = {field.name: field for field in dataclasses.fields(config_class)}
-    for name in names or fields:
-        field = fields[name]
-        default = defaults.get(name, field.default)
-        options = {key: value for key, value in field.metadata.items() if key != "help"}
-        kind = field.type.replace(" | None", "")
-        if kind == "bool":
-            options.setdefault("action", argparse.BooleanOptionalAction)
-        elif kind in ("int", "float"):
-            options["type"] = int if kind == "int" else float
-        if "choices" not in options and kind != "bool":
-            options.setdefault("metavar", _metavar(name, kind))
-        help_text = field.metadata["help"]
-        if "default:" not in help_text:
-            shown = "off" if default is False else setting_text(default)
-            help_text += f" (default: {shown})"
-        parser.add_argument(
-            "--" + name.replace("_", "-"),
-            dest=name,
-            default=argparse.SUPPRESS,
-            help=help_text.replace("%", "%%"),
-            **options,
-        )
-
-
-def _metavar(name: str, kind: str) -> str:
-    if kind.startswith("tuple[float"):
-        return "W,W,..."
-    if kind.startswith("tuple[str"):
-        return "LAYER,..."
-    return {"int": "N", "float": "X"}.get(kind, name.upper())
-
-
-def from_arguments(config_class, arguments: argparse.Namespace, defaults=None):
-    """Builds `config_class` from the flags that were given, converting comma lists."""
-    values = dict(defaults or {})
-    for field in dataclasses.fields(config_class):
-        if field.name not in vars(arguments):
-            continue
-        value = getattr(arguments, field.name)
-        if field.type.startswith("tuple[") and isinstance(value, str):
-            value = _split(value, float if "float" in field.type else str, field.name)
-        values[field.name] = value
-    return config_class(**values)
-
-
-def _split(text: str, convert, name: str) -> tuple:
-    items = [item.strip() for item in text.split(",") if item.strip()]
-    try:
-        return tuple(convert(item) for item in items)
-    except ValueError:
-        raise StyleTransferError(
-            f"`{name}` must be comma-separated numbers, got {printable(text)!r}"
-        ) from None
-
-
-def markdown_options_table(config_class, defaults=None) -> str:
-    """The README's table of a command's options, from the same fields as `--help`."""
-    defaults = defaults or {}
-    rows = ["| Option | Default | What it does |", "| --- | --- | --- |"]
-    for field in dataclasses.fields(config_class):
-        default = defaults.get(field.name, field.default)
-        help_text = field.metadata["help"]
-        shown = "off" if default is False else setting_text(default)
-        if "default:" in help_text:
-            help_text, _, shown = help_text.partition(" (default: ")
-            shown = shown.rstrip(")")
-        flag = "--" + field.name.replace("_", "-")
-        rows.append(f"| `{flag}` | {shown} | {help_text}. |")
-    return "\n".join(rows)
-
-
-def readme_tables() -> str:
-    """The README's options tables for `stylize`, as markdown."""
-    return "\n\n".join(
-        [
-            "Settings of the stylization (`StyleConfig`):",
-            markdown_options_table(StyleConfig),
-            "Outputs (`OutputOptions`; `-o` is `--output`):",
-            markdown_options_table(OutputOptions),
-        ]
-    )
 
 
 # --- the parser ---------------------------------------------------------------------------------
@@ -177,6 +94,37 @@ def build_parser() -> argparse.ArgumentParser:
         "--layers", default=layers, help=f"comma-separated layers to export (default: {layers})"
     )
     export.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    train = commands.add_parser(
+        "train",
+        help="train a fast style network on a folder of photos",
+        description="Train a feed-forward network (Johnson et al. 2016) to paint any photo in "
+        "the style of the STYLE images, and export it as a SavedModel in MODEL_DIR.",
+    )
+    train.add_argument("styles", nargs="+", metavar="STYLE", help="style image(s)")
+    train.add_argument(
+        "--photos", required=True, metavar="DIR", help="folder of training photos (recursive)"
+    )
+    add_fields(train.add_argument_group("the training"), TrainConfig)
+    outputs = train.add_argument_group("outputs")
+    outputs.add_argument(
+        "-o", "--output", required=True, metavar="MODEL_DIR", help="the model folder to create"
+    )
+    add_fields(outputs, OutputOptions, names=TRAIN_OUTPUT_FIELDS)
+    train.add_argument("--debug", action="store_true", help="show tracebacks")
+
+    apply = commands.add_parser(
+        "apply",
+        help="stylize images with a trained network",
+        description="Stylize image files and folders with a network from tf-nst train. OUT is "
+        "a file for one input file, else a folder.",
+    )
+    apply.add_argument("model", metavar="MODEL_DIR", help="a model folder from tf-nst train")
+    apply.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
+    apply.add_argument("-o", "--output", required=True, metavar="OUT", help="output file or folder")
+    add_fields(apply, ApplyConfig)
+    apply.add_argument("--quiet", action="store_true", help="no progress lines")
+    apply.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
 
 
@@ -189,9 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     from tf_nst.run import SecondSignalError
 
     try:
-        if arguments.command == "export":
-            return run_export(arguments)
-        return run_stylize(arguments)
+        return COMMANDS[arguments.command](arguments)
     except StyleTransferError as error:
         if arguments.debug:
             raise
@@ -218,202 +164,21 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _print(line: str, stream=None) -> None:
-    """Prints a line to stderr (or `stream`); a closed pipe or terminal loses only the line."""
-    stream = stream if stream is not None else sys.stderr
-    try:
-        print(line, file=stream, flush=True)
-    except (OSError, ValueError, AttributeError):
-        # Point the descriptor at /dev/null, so that Python's own flush at exit cannot fail
-        # ("Exception ignored ... BrokenPipeError") either; the exit status tells.
-        with contextlib.suppress(OSError, ValueError, AttributeError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, stream.fileno())
-            os.close(devnull)
-
-
-def _import_tensorflow(verbose: bool) -> None:
-    """Imports TensorFlow and probes its devices with its native start-up log hidden.
-
-    TensorFlow writes start-up lines (absl, oneDNN, CUDA probing) straight to file descriptor 2,
-    ignoring TF_CPP_MIN_LOG_LEVEL, so they would bury the CLI's one-line messages. They go to a
-    temporary file instead, which is shown only if the import fails.
-    """
-    if verbose or "tensorflow" in sys.modules:
-        return
-    import tempfile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices()
-        except BaseException:
-            os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
 # --- stylize ------------------------------------------------------------------------------------
-
-
-def run_stylize(arguments: argparse.Namespace) -> int:
-    """Checks everything a user can get wrong, cheapest first, then runs the stylization."""
-    from tf_nst import images, run
-    from tf_nst.backbones import validate_layers
-    from tf_nst.jobs import StylizeJob, stylize_resume_key
-    from tf_nst.memory import check_fits, estimate_run_bytes, format_bytes, load_sides
-    from tf_nst.scales import check_image_sizes
-    from tf_nst.weights_file import check_weights_file
-
-    config = from_arguments(StyleConfig, arguments)
-    options = from_arguments(OutputOptions, arguments)
-    content_path, style_paths = _stylize_inputs(arguments)
-    config.normalized_style_blend(len(style_paths))
-    init_path = None if config.init in INITS else config.init
-    if init_path is not None and not os.path.exists(init_path):
-        raise StyleTransferError(
-            f"`init` {printable(init_path)!r} is neither content, noise, style nor an existing "
-            "image file: pass one of those words or the path of an image"
-        )
-    input_paths = [content_path, *style_paths] + ([init_path] if init_path else [])
-    images.check_output_path(options.output, input_paths)
-    check_weights_file(config.weights, config.backbone)
-    validate_layers(config.backbone, config.content_layers + config.style_layers)
-    headers = [images.read_image_info(path) for path in input_paths]
-    check_image_sizes(
-        config, _shape(headers[0]), [_shape(info) for info in headers[1 : 1 + len(style_paths)]],
-        content_path, style_paths,
-    )  # fmt: skip
-    key = stylize_resume_key(config, content_path, style_paths)
-    plan = run.check_outputs(options, key, _intermediates(options, config.steps))
-    content_side, style_side = load_sides(config)
-    content = images.load_image(content_path, long_side=content_side)
-    styles = [images.load_image(path, long_side=style_side) for path in style_paths]
-    init_image = images.load_image(init_path, long_side=content_side) if init_path else None
-
-    _import_tensorflow(verbose=arguments.debug)
-    from tf_nst.optimize import resolve_precision
-
-    console = run.Console(quiet=options.quiet, time_limit=config.time_limit)
-    precision = resolve_precision(config.precision)
-    estimate = estimate_run_bytes(
-        config, headers[0], headers[1 : 1 + len(style_paths)],
-        headers[-1] if init_path else None, precision,
-    )  # fmt: skip
-    console.note(f"precision {precision}, estimated peak memory {format_bytes(estimate)}")
-    check_fits(estimate, config.size)
-    with run.SignalHandler() as interrupts:
-        try:
-            job = StylizeJob(content, styles, config, init_image=init_image)
-            if plan.resume_state:
-                job.restore(plan.resume_state["checkpoint"])
-            outcome = run.run_job(job, plan, options, key, console, interrupts)
-        except run.SecondSignalError:
-            outcome = run.Outcome(
-                interrupts.exit_status,
-                "tf-nst: stopped at once by a second signal before the first step; nothing was "
-                "saved",
-            )
-    if outcome.note:
-        console.note(outcome.message.removeprefix("tf-nst: "))
-    else:
-        console.final(outcome.message)
-    return outcome.status
-
-
-def _intermediates(options: OutputOptions, steps: int):
-    """The numbered intermediates `--save-every` would write, given the output path."""
-    from tf_nst.jobs import intermediate_image_name
-
-    if not options.save_every:
-        return lambda output: []
-    return lambda output: [
-        intermediate_image_name(output, step)
-        for step in range(options.save_every, steps + 1, options.save_every)
-    ]
-
-
-def _stylize_inputs(arguments) -> tuple[str, list[str]]:
-    if arguments.example or arguments.content is None:
-        if arguments.content is not None:
-            raise StyleTransferError(
-                "--example takes no CONTENT or STYLE images: drop them or drop --example"
-            )
-        from tf_nst.example_data import content_path, style_path
-
-        return str(content_path()), [str(style_path())]
-    if not arguments.styles:
-        raise StyleTransferError("give at least one STYLE image after CONTENT (or use --example)")
-    return arguments.content, list(arguments.styles)
-
-
-def _shape(info) -> tuple[int, int]:
-    return info.height, info.width
 
 
 # --- export -------------------------------------------------------------------------------------
 
 
-def run_export(arguments: argparse.Namespace) -> int:
-    """Builds the extractor and writes it as a SavedModel; a signal lets it finish first."""
-    from tf_nst import run
+# --- train and apply ----------------------------------------------------------------------------
 
-    config = from_arguments(StyleConfig, arguments, defaults={"precision": "fp32"})
-    output = pathlib.Path(os.path.abspath(arguments.output_directory))
-    label = printable(arguments.output_directory)
-    if os.path.lexists(output):
-        raise StyleTransferError(
-            f"{label} already exists: choose a new OUT_DIR or remove the old export"
-        )
-    parent = output.parent
-    if not parent.is_dir():
-        what = "is a file" if parent.exists() else "does not exist"
-        raise StyleTransferError(f"the directory {printable(str(parent))} {what}: create it first")
-    if len(os.fsencode(output.name)) > 200:
-        raise StyleTransferError(f"OUT_DIR name {label[:40]}... is too long: choose a shorter one")
-    _import_tensorflow(verbose=arguments.debug)
-    import tensorflow as tf
 
-    from tf_nst.export import export_feature_extractor
-    from tf_nst.features import build_feature_extractor, validate_layers
-    from tf_nst.optimize import resolve_precision
-
-    layers = validate_layers(config.backbone, _split(arguments.layers, str, "layers"))
-    if not layers:
-        raise StyleTransferError("--layers is empty: name at least one layer")
-    with run.SignalHandler() as interrupts:
-        try:
-            extractor = build_feature_extractor(
-                layers, config.backbone, config.weights, config.pooling,
-                resolve_precision(config.precision),
-            )  # fmt: skip
-            try:
-                export_feature_extractor(extractor, output)
-            except (OSError, tf.errors.OpError) as error:
-                raise StyleTransferError(
-                    f"cannot write the export to {label} ({one_line(error)}): check that the "
-                    "disk has space and the directory is writable"
-                ) from None
-        except run.SecondSignalError:
-            _print("tf-nst: stopped at once by a second signal; no partial export was left")
-            return interrupts.exit_status
-    if interrupts.signal_name:
-        _print(
-            f"tf-nst: {interrupts.signal_name} received while exporting: the export finished "
-            f"first and is complete in {label}"
-        )
-        return interrupts.exit_status
-    _print(f"exported {config.backbone} features {', '.join(layers)} to {label}", sys.stdout)
-    return 0
-
+COMMANDS = {
+    "stylize": run_stylize,
+    "export": run_export,
+    "train": run_train,
+    "apply": run_apply,
+}
 
 if __name__ == "__main__":
     sys.exit(main())

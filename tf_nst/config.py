@@ -343,9 +343,7 @@ class OutputOptions:
         for name in ("save_every", "image_every", "checkpoint_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise StyleTransferError(
-                    f"`{name}` must be >= 0 (0 turns it off), got {value!r}"
-                )
+                raise StyleTransferError(f"`{name}` must be >= 0 (0 turns it off), got {value!r}")
 
 
 def _seed(name: str, value) -> None:
@@ -358,24 +356,20 @@ def _seed(name: str, value) -> None:
 
 def _positive_int(name: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise StyleTransferError(
-            f"`{name}` must be a positive integer, got {value!r}"
-        )
+        raise StyleTransferError(f"`{name}` must be a positive integer, got {value!r}")
 
 
 def _positive_number(name: str, value) -> None:
     if not _is_finite_number(value) or value <= 0:
         raise StyleTransferError(
-            f"`{name}` must be a positive number up to {FLOAT32_MAX:.4g}, "
-            f"got {value!r}"
+            f"`{name}` must be a positive number up to {FLOAT32_MAX:.4g}, got {value!r}"
         )
 
 
 def _non_negative_number(name: str, value) -> None:
     if not _is_finite_number(value) or value < 0:
         raise StyleTransferError(
-            f"`{name}` must be a number from 0 to {FLOAT32_MAX:.4g}, "
-            f"got {value!r}"
+            f"`{name}` must be a number from 0 to {FLOAT32_MAX:.4g}, got {value!r}"
         )
 
 
@@ -398,9 +392,7 @@ def _check_choices(config) -> None:
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise StyleTransferError(
-            f"`{name}` must be one of {', '.join(choices)}; got {value!r}"
-        )
+        raise StyleTransferError(f"`{name}` must be one of {', '.join(choices)}; got {value!r}")
 
 
 DISTRIBUTE_MODES = ("auto", "none", "mirrored", "multiworker")
@@ -559,3 +551,35 @@ class TrainConfig(_StyleSettings):
     def replace(self, **changes) -> TrainConfig:
         """Returns a copy with `changes` applied, validated again."""
         return dataclasses.replace(self, **changes)
+
+
+APPLY_PRECISIONS = ("auto", "fp32", "bf16")
+
+
+@dataclasses.dataclass(frozen=True)
+class ApplyConfig:
+    """Settings of `tf-nst apply`: stylizing files with a trained network.
+
+    Attributes:
+        size: Long side of the outputs in pixels; None keeps each input's size.
+        batch_size: Images of the same size stylized per call.
+        preserve_colors: "none", "luminance" or "histogram".
+        precision: "auto", "fp32" or "bf16" (the stylizer exports both).
+    """
+
+    size: int | None = setting(None, "long side of the outputs in pixels (default: the input's)")
+    batch_size: int = setting(1, "images of the same size stylized per call")
+    preserve_colors: str = setting(
+        "none", "keep each photo's colours: luminance or histogram", choices=PRESERVE_COLORS
+    )
+    precision: str = setting(
+        "auto",
+        "compute precision; auto picks bf16 where the hardware has it natively",
+        choices=APPLY_PRECISIONS,
+    )
+
+    def __post_init__(self):
+        _check_choices(self)
+        if self.size is not None:
+            _positive_int("size", self.size)
+        _positive_int("batch_size", self.batch_size)

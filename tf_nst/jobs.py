@@ -7,6 +7,7 @@ TensorBoard (through the tags `tf_nst.summaries` owns) and what a resumed run mu
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import pathlib
 import secrets
@@ -194,3 +195,163 @@ def load_stylize_inputs(content_path: str, style_paths: Sequence[str], init_path
     styles = [images.load_image(path) for path in style_paths]
     init_image = images.load_image(init_path) if init_path else None
     return content, styles, init_image
+
+
+# Settings that change a training's trajectory: a resumed run must keep them.
+TRAIN_RESUME_SETTINGS = (
+    "size", "batch_size", "steps", "learning_rate", "content_weight", "style_weight", "tv_weight",
+    "content_layers", "style_layers", "style_layer_weights", "style_blend", "style_scale",
+    "width", "backbone", "weights", "pooling", "precision", "seed", "validation",
+    "validation_every", "distribute",
+)  # fmt: skip
+
+
+def photos_digest(paths: Sequence[str]) -> str:
+    """SHA-256 of the photo list (names and sizes), so a resume can tell the folder changed."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(f"{os.path.abspath(path)}\0{os.path.getsize(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def train_resume_key(config, photo_paths: Sequence[str], style_paths: Sequence[str]) -> ResumeKey:
+    """What a training's checkpoint records and `--resume` compares."""
+    settings = {name: setting_text(getattr(config, name)) for name in TRAIN_RESUME_SETTINGS}
+    if config.weights != "imagenet":
+        settings["weights"] = os.path.abspath(config.weights)
+    inputs = {"photos": photos_digest(photo_paths)}
+    inputs.update(
+        {f"style {index + 1}": file_digest(path) for index, path in enumerate(style_paths)}
+    )
+    return ResumeKey("train", settings, inputs)
+
+
+class TrainJob:
+    """A fast style network's training as a `tf_nst.run.Job`.
+
+    The result is the network with the lowest validation loss, exported as a SavedModel with its
+    metadata (`tf_nst.export.export_stylizer`).
+
+    Args:
+        trainer: The `training.NetworkTrainer`, built (and restored, on `--resume`).
+        styles: The style images, for TensorBoard.
+        style_paths: Their files, named with their SHA-256 in the model's metadata.
+    """
+
+    kind = "train"
+
+    def __init__(self, trainer, styles, style_paths: Sequence[str]):
+        self.trainer = trainer
+        self.styles = styles
+        self.style_paths = list(style_paths)
+
+    @property
+    def step(self) -> int:
+        """Steps done so far."""
+        return self.trainer.step
+
+    @property
+    def best_loss(self) -> float:
+        """The lowest validation loss so far."""
+        return self.trainer.best_loss
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why training ended early, if it did."""
+        return self.trainer.stop_reason
+
+    def steps(self):
+        """The training steps."""
+        return self.trainer.steps()
+
+    def checkpoint(self):
+        """The whole training state as a `tf.train.Checkpoint`."""
+        return self.trainer.checkpoint()
+
+    def restore(self, path: str) -> None:
+        """Restores a checkpoint (the trainer turns any failure into one line)."""
+        self.trainer.restore(path)
+
+    def has_result(self) -> bool:
+        """Whether a network worth saving exists.
+
+        A step ran, and either a validation was finite or nothing diverged.
+        """
+        return self.step > 0 and (math.isfinite(self.best_loss) or not self.stop_reason)
+
+    def metadata(self) -> dict:
+        """What the model folder records about its training."""
+        import tf_nst
+
+        return {
+            "styles": [
+                {"name": os.path.basename(path), "sha256": file_digest(path)}
+                for path in self.style_paths
+            ],
+            "settings": {
+                name: setting_text(value) for name, value in self.trainer.config.hparams().items()
+            },
+            "seed": self.trainer.seed,
+            "steps": self.step,
+            "validation_loss": self.best_loss if self.best_loss != float("inf") else None,
+            "tf_nst_version": tf_nst.__version__,
+        }
+
+    def save_result(self, path: pathlib.Path) -> None:
+        """Exports the best network to the model folder, atomically (the chief's copy only)."""
+        from tf_nst.export import export_stylizer
+
+        export_stylizer(self.trainer.best_model(), path, self.metadata())
+
+    def save_intermediate(self, result, path: pathlib.Path) -> None:
+        """Training has no numbered intermediates: `--save-every` is not one of its options."""
+        raise StyleTransferError("training writes no intermediates")
+
+    def intermediate_name(self, output: pathlib.Path, step: int) -> pathlib.Path:
+        """Not used: see `save_intermediate`."""
+        return output.with_name(f"{output.name}_{step:06d}")
+
+    def progress_note(self, result) -> str:
+        """Training speed."""
+        return f"{result.images_per_second:.1f} img/s"
+
+    def hparams(self) -> dict:
+        """The settings as run, with the seed, precision and replicas resolved."""
+        values = self.trainer.config.hparams()
+        values["seed"] = self.trainer.seed
+        values["precision"] = self.trainer._precision
+        values["replicas"] = self.trainer.global_batch_size // self.trainer.config.batch_size
+        return values
+
+    def log_start(self, log) -> None:
+        """Command line, hparams, the styles and the validation photos."""
+        from tf_nst import summaries
+        from tf_nst.config import TrainConfig
+
+        log.text(summaries.COMMAND_LINE, 0, summaries.markdown_code_block(command_line()))
+        log.hparams(
+            self.hparams(),
+            trial_id=log.run_directory.name,
+            domains=choices_of(TrainConfig),
+            metrics=(summaries.LOSS_BEST, summaries.LOSS_VALIDATION),
+            leading=("style_weight", "size", "steps", "width"),
+        )
+        for index, style in enumerate(self.styles):
+            suffix = "" if index == 0 else f"_{index + 1}"
+            log.image(summaries.PICTURE_STYLE + suffix, 0, style)
+        photos = self.trainer._validation_photos
+        if photos.shape[0]:
+            log.image(summaries.PICTURE_CONTENT, 0, photos)
+        log.flush()
+
+    def log_step(self, log, result, with_images: bool) -> None:
+        """Losses, speed and learning rate; validation loss and pictures on validation steps."""
+        from tf_nst import summaries
+
+        log.scalars(result.step, summaries.train_step_scalars(result))
+        if result.validation_images is not None:
+            log.image(summaries.PICTURE_VALIDATION, result.step, result.validation_images)
+
+    def log_end(self, log) -> None:
+        """Nothing beyond the last validation."""
+        log.flush()

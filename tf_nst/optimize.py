@@ -496,7 +496,6 @@ def stylize(
     return Stylizer(content, styles, config or StyleConfig(), extractor, init_image).steps()
 
 
-
 @contextlib.contextmanager
 def _unreadable_checkpoint(path: str):
     """Turns any failure to read a checkpoint into a one-line `StyleTransferError`.

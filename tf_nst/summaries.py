@@ -289,6 +289,25 @@ def stylize_step_scalars(result, working_long_side: int, final_scale: bool) -> d
     return scalars
 
 
+def train_step_scalars(result) -> dict[str, float]:
+    """The scalars of one training step, by tag (see `stylize_step_scalars`).
+
+    `loss/validation` and `loss/best` are written on validation steps only.
+    """
+    scalars = {f"loss/{name}": value for name, value in result.terms.items()}
+    for group in ("content", "style"):
+        layers = [value for name, value in result.terms.items() if name.startswith(f"{group}/")]
+        if len(layers) > 1:
+            scalars[f"loss/{group}"] = sum(layers)
+    scalars[LOSS_TOTAL] = result.loss
+    if result.validation_loss is not None:
+        scalars[LOSS_VALIDATION] = result.validation_loss
+        scalars[LOSS_BEST] = result.best_loss
+    scalars[IMAGES_PER_SECOND] = result.images_per_second
+    scalars[LEARNING_RATE] = result.learning_rate
+    return scalars
+
+
 def _description(tag: str) -> str | None:
     if tag in DESCRIPTIONS:
         return DESCRIPTIONS[tag]

@@ -1,0 +1,322 @@
+"""The `tf-nst` commands: each checks what it can before TensorFlow loads, then calls the library.
+
+`tf_nst.cli` parses the arguments and maps what these raise to exit statuses; the long jobs run
+through `tf_nst.run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import os
+import pathlib
+import sys
+
+from tf_nst.cli_options import _split, from_arguments
+from tf_nst.config import INITS, ApplyConfig, OutputOptions, StyleConfig, TrainConfig
+from tf_nst.errors import StyleTransferError
+from tf_nst.terminal import import_tensorflow as _import_tensorflow
+from tf_nst.terminal import print_line as _print
+from tf_nst.text import field_to_flag, one_line, printable
+
+
+def run_stylize(arguments: argparse.Namespace) -> int:
+    """Checks everything a user can get wrong, cheapest first, then runs the stylization."""
+    from tf_nst import images, run
+    from tf_nst.backbones import validate_layers
+    from tf_nst.jobs import StylizeJob, stylize_resume_key
+    from tf_nst.memory import check_fits, estimate_run_bytes, format_bytes, load_sides
+    from tf_nst.scales import check_image_sizes
+    from tf_nst.weights_file import check_weights_file
+
+    config = from_arguments(StyleConfig, arguments)
+    options = from_arguments(OutputOptions, arguments)
+    content_path, style_paths = _stylize_inputs(arguments)
+    config.normalized_style_blend(len(style_paths))
+    init_path = None if config.init in INITS else config.init
+    if init_path is not None and not os.path.exists(init_path):
+        raise StyleTransferError(
+            f"`init` {printable(init_path)!r} is neither content, noise, style nor an existing "
+            "image file: pass one of those words or the path of an image"
+        )
+    input_paths = [content_path, *style_paths] + ([init_path] if init_path else [])
+    images.check_output_path(options.output, input_paths)
+    check_weights_file(config.weights, config.backbone)
+    validate_layers(config.backbone, config.content_layers + config.style_layers)
+    headers = [images.read_image_info(path) for path in input_paths]
+    check_image_sizes(
+        config, _shape(headers[0]), [_shape(info) for info in headers[1 : 1 + len(style_paths)]],
+        content_path, style_paths,
+    )  # fmt: skip
+    key = stylize_resume_key(config, content_path, style_paths)
+    plan = run.check_outputs(options, key, _intermediates(options, config.steps))
+    content_side, style_side = load_sides(config)
+    content = images.load_image(content_path, long_side=content_side)
+    styles = [images.load_image(path, long_side=style_side) for path in style_paths]
+    init_image = images.load_image(init_path, long_side=content_side) if init_path else None
+
+    _import_tensorflow(verbose=arguments.debug)
+    from tf_nst.optimize import resolve_precision
+
+    console = run.Console(quiet=options.quiet, time_limit=config.time_limit)
+    precision = resolve_precision(config.precision)
+    estimate = estimate_run_bytes(
+        config, headers[0], headers[1 : 1 + len(style_paths)],
+        headers[-1] if init_path else None, precision,
+    )  # fmt: skip
+    console.note(f"precision {precision}, estimated peak memory {format_bytes(estimate)}")
+    check_fits(estimate, config.size)
+    with run.SignalHandler() as interrupts:
+        try:
+            job = StylizeJob(content, styles, config, init_image=init_image)
+            if plan.resume_state:
+                job.restore(plan.resume_state["checkpoint"])
+            outcome = run.run_job(job, plan, options, key, console, interrupts)
+        except run.SecondSignalError:
+            outcome = run.Outcome(
+                interrupts.exit_status,
+                "tf-nst: stopped at once by a second signal before the first step; nothing was "
+                "saved",
+            )
+    if outcome.note:
+        console.note(outcome.message.removeprefix("tf-nst: "))
+    else:
+        console.final(outcome.message)
+    return outcome.status
+
+
+def _intermediates(options: OutputOptions, steps: int):
+    """The numbered intermediates `--save-every` would write, given the output path."""
+    from tf_nst.jobs import intermediate_image_name
+
+    if not options.save_every:
+        return lambda output: []
+    return lambda output: [
+        intermediate_image_name(output, step)
+        for step in range(options.save_every, steps + 1, options.save_every)
+    ]
+
+
+def _stylize_inputs(arguments) -> tuple[str, list[str]]:
+    if arguments.example or arguments.content is None:
+        if arguments.content is not None:
+            raise StyleTransferError(
+                "--example takes no CONTENT or STYLE images: drop them or drop --example"
+            )
+        from tf_nst.example_data import content_path, style_path
+
+        return str(content_path()), [str(style_path())]
+    if not arguments.styles:
+        raise StyleTransferError("give at least one STYLE image after CONTENT (or use --example)")
+    return arguments.content, list(arguments.styles)
+
+
+def _shape(info) -> tuple[int, int]:
+    return info.height, info.width
+
+
+def run_export(arguments: argparse.Namespace) -> int:
+    """Builds the extractor and writes it as a SavedModel; a signal lets it finish first."""
+    from tf_nst import run
+
+    config = from_arguments(StyleConfig, arguments, defaults={"precision": "fp32"})
+    output = pathlib.Path(os.path.abspath(arguments.output_directory))
+    label = printable(arguments.output_directory)
+    if os.path.lexists(output):
+        raise StyleTransferError(
+            f"{label} already exists: choose a new OUT_DIR or remove the old export"
+        )
+    parent = output.parent
+    if not parent.is_dir():
+        what = "is a file" if parent.exists() else "does not exist"
+        raise StyleTransferError(f"the directory {printable(str(parent))} {what}: create it first")
+    if len(os.fsencode(output.name)) > 200:
+        raise StyleTransferError(f"OUT_DIR name {label[:40]}... is too long: choose a shorter one")
+    _import_tensorflow(verbose=arguments.debug)
+    import tensorflow as tf
+
+    from tf_nst.export import export_feature_extractor
+    from tf_nst.features import build_feature_extractor, validate_layers
+    from tf_nst.optimize import resolve_precision
+
+    layers = validate_layers(config.backbone, _split(arguments.layers, str, "layers"))
+    if not layers:
+        raise StyleTransferError("--layers is empty: name at least one layer")
+    with run.SignalHandler() as interrupts:
+        try:
+            extractor = build_feature_extractor(
+                layers, config.backbone, config.weights, config.pooling,
+                resolve_precision(config.precision),
+            )  # fmt: skip
+            try:
+                export_feature_extractor(extractor, output)
+            except (OSError, tf.errors.OpError) as error:
+                raise StyleTransferError(
+                    f"cannot write the export to {label} ({one_line(error)}): check that the "
+                    "disk has space and the directory is writable"
+                ) from None
+        except run.SecondSignalError:
+            _print("tf-nst: stopped at once by a second signal; no partial export was left")
+            return interrupts.exit_status
+    if interrupts.signal_name:
+        _print(
+            f"tf-nst: {interrupts.signal_name} received while exporting: the export finished "
+            f"first and is complete in {label}"
+        )
+        return interrupts.exit_status
+    _print(f"exported {config.backbone} features {', '.join(layers)} to {label}", sys.stdout)
+    return 0
+
+
+def run_train(arguments: argparse.Namespace) -> int:
+    """Checks the inputs and outputs, then trains a style network and exports the best one."""
+    from tf_nst import data, images, run
+    from tf_nst.backbones import validate_layers
+    from tf_nst.jobs import TrainJob, train_resume_key
+    from tf_nst.weights_file import check_weights_file
+
+    config = from_arguments(TrainConfig, arguments)
+    options = from_arguments(OutputOptions, arguments)
+    config.normalized_style_blend(len(arguments.styles))
+    check_weights_file(config.weights, config.backbone)
+    validate_layers(config.backbone, config.content_layers + config.style_layers)
+    photos = pathlib.Path(arguments.photos)
+    if not photos.is_dir():
+        what = "is a file" if photos.exists() else "does not exist"
+        raise StyleTransferError(
+            f"--photos {printable(arguments.photos)} {what}: pass a folder of photos"
+        )
+    _check_new_directory(options.output, "MODEL_DIR")
+    styles = [images.load_image(path) for path in arguments.styles]
+    photo_paths = data.find_photos(photos)
+    key = train_resume_key(config, photo_paths, arguments.styles)
+    plan = run.check_outputs(options, key)
+
+    _import_tensorflow(verbose=arguments.debug)
+    from tf_nst.training import NetworkTrainer, is_chief, make_strategy
+
+    console = run.Console(quiet=options.quiet, time_limit=config.time_limit)
+    # Multi-worker training must create its strategy before any other TensorFlow work.
+    strategy = make_strategy(config.distribute)
+    with run.SignalHandler() as interrupts, _worker_outputs(is_chief(strategy)) as scratch:
+        if scratch is not None:  # not the chief: write where nobody reads, then delete
+            options = dataclasses.replace(
+                options, output=str(scratch / "model"), logdir=str(scratch / "logs")
+            )
+            plan = run.check_outputs(options, key)
+        try:
+            trainer = NetworkTrainer(photos, styles, config, strategy=strategy)
+            console.note(
+                f"{len(trainer.photos.training)} training and {len(trainer.photos.validation)} "
+                f"validation photos, {trainer.global_batch_size} per step over "
+                f"{strategy.num_replicas_in_sync} replica(s)"
+            )
+            if trainer.photos.skipped:
+                console.warn(
+                    f"skipped {len(trainer.photos.skipped)} unreadable photo(s), e.g. "
+                    f"{printable(str(trainer.photos.skipped[0][0]))}: "
+                    f"{printable(str(trainer.photos.skipped[0][1]))}"
+                )
+            job = TrainJob(trainer, styles, arguments.styles)
+            if plan.resume_state:
+                job.restore(plan.resume_state["checkpoint"])
+            outcome = run.run_job(job, plan, options, key, console, interrupts)
+        except run.SecondSignalError:
+            outcome = run.Outcome(
+                interrupts.exit_status,
+                "tf-nst: stopped at once by a second signal before the first step; nothing "
+                "was saved",
+            )
+    if outcome.note:
+        console.note(outcome.message.removeprefix("tf-nst: "))
+    else:
+        console.final(outcome.message)
+    return outcome.status
+
+
+@contextlib.contextmanager
+def _worker_outputs(chief: bool):
+    """Yields None on the chief, else a scratch folder deleted afterwards (the TF guide's way)."""
+    if chief:
+        yield None
+        return
+    import shutil
+    import tempfile
+
+    scratch = pathlib.Path(tempfile.mkdtemp(prefix="tf_nst_worker_"))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _check_new_directory(path: str, name: str) -> None:
+    """Refuses a directory output that exists, or whose parent is missing or a file."""
+    output = pathlib.Path(os.path.abspath(path))
+    label = printable(path)
+    if os.path.lexists(output):
+        raise StyleTransferError(f"{name} {label} already exists: choose a new {name}")
+    parent = output.parent
+    if not parent.is_dir():
+        what = "is a file" if parent.exists() else "does not exist"
+        raise StyleTransferError(f"the directory {printable(str(parent))} {what}: create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise StyleTransferError(
+            f"the directory {printable(str(parent))} is not writable: choose another {name}"
+        )
+    # The export is written to `.NAME.XXXXXXXX` beside it first.
+    if len(os.fsencode(output.name)) > 200:
+        raise StyleTransferError(f"{name} name {label[:40]}... is too long: choose a shorter one")
+
+
+def run_apply(arguments: argparse.Namespace) -> int:
+    """Stylizes files with a trained network; some failing gives exit status 1."""
+    from tf_nst import run
+
+    config = from_arguments(ApplyConfig, arguments)
+    _import_tensorflow(verbose=arguments.debug)
+    from tf_nst.apply import apply_to_files, load_stylizer
+    from tf_nst.optimize import resolve_precision
+
+    console = run.Console(quiet=arguments.quiet)
+    precision = resolve_precision(config.precision)
+    stylizer = load_stylizer(arguments.model, precision=_exported(precision))
+
+    class _StopError(Exception):
+        pass
+
+    with run.SignalHandler() as interrupts:
+
+        def progress(done: int, total: int, source: str, written: str | None) -> None:
+            if written is not None:
+                console.note(f"[{done}/{total}] {printable(written)}")
+            if interrupts.signal_name:
+                raise _StopError
+
+        try:
+            result = apply_to_files(
+                stylizer, arguments.inputs, arguments.output, config.size, config.batch_size,
+                config.preserve_colors, progress=progress,
+            )  # fmt: skip
+        except (_StopError, run.SecondSignalError):
+            console.final(
+                f"tf-nst: {interrupts.signal_name} received: the images written so far are "
+                "complete; the others were not started"
+            )
+            return interrupts.exit_status
+    for source, reason in result.failed:
+        console.warn(f"skipped {printable(source)}: {field_to_flag(one_line(Exception(reason)))}")
+    written = len(result.written)
+    seconds = result.seconds
+    summary = f"stylized {written} image{'' if written == 1 else 's'} in {seconds:.1f} s"
+    if result.failed:
+        console.final(f"tf-nst: {summary}; {len(result.failed)} failed (see above)")
+    else:
+        console.note(summary)
+    return result.exit_status
+
+
+def _exported(precision: str) -> str:
+    # A stylizer exports fp32 and bf16; fp16 hardware gets fp32.
+    return precision if precision in ("fp32", "bf16") else "fp32"

@@ -1,0 +1,108 @@
+"""Command-line options generated from the config dataclasses' fields.
+
+Every option is a field of a frozen config dataclass (`tf_nst.config`), declared with
+`setting(default, help, choices=...)`. `add_fields` turns fields into argparse flags whose default
+is the dataclass's own, `from_arguments` builds the dataclass back from the parsed flags, and
+`markdown_options_table` writes the README's tables from the same fields, so `--help`, the README
+and the defaults cannot disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from tf_nst.config import OutputOptions, StyleConfig
+from tf_nst.errors import StyleTransferError
+from tf_nst.text import printable, setting_text
+
+
+def add_fields(parser, config_class, names=None, defaults=None) -> None:
+    """Adds one flag per field of `config_class` (or of `names`), from the field's metadata.
+
+    Flags default to `argparse.SUPPRESS`, so that a flag not given leaves the dataclass default in
+    charge: the default exists once, in the dataclass, and `--help` shows it from there.
+    """
+    defaults = defaults or {}
+    fields = {field.name: field for field in dataclasses.fields(config_class)}
+    for name in names or fields:
+        field = fields[name]
+        default = defaults.get(name, field.default)
+        options = {key: value for key, value in field.metadata.items() if key != "help"}
+        kind = field.type.replace(" | None", "")
+        if kind == "bool":
+            options.setdefault("action", argparse.BooleanOptionalAction)
+        elif kind in ("int", "float"):
+            options["type"] = int if kind == "int" else float
+        if "choices" not in options and kind != "bool":
+            options.setdefault("metavar", _metavar(name, kind))
+        help_text = field.metadata["help"]
+        if "default:" not in help_text:
+            shown = "off" if default is False else setting_text(default)
+            help_text += f" (default: {shown})"
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            default=argparse.SUPPRESS,
+            help=help_text.replace("%", "%%"),
+            **options,
+        )
+
+
+def _metavar(name: str, kind: str) -> str:
+    if kind.startswith("tuple[float"):
+        return "W,W,..."
+    if kind.startswith("tuple[str"):
+        return "LAYER,..."
+    return {"int": "N", "float": "X"}.get(kind, name.upper())
+
+
+def from_arguments(config_class, arguments: argparse.Namespace, defaults=None):
+    """Builds `config_class` from the flags that were given, converting comma lists."""
+    values = dict(defaults or {})
+    for field in dataclasses.fields(config_class):
+        if field.name not in vars(arguments):
+            continue
+        value = getattr(arguments, field.name)
+        if field.type.startswith("tuple[") and isinstance(value, str):
+            value = _split(value, float if "float" in field.type else str, field.name)
+        values[field.name] = value
+    return config_class(**values)
+
+
+def _split(text: str, convert, name: str) -> tuple:
+    items = [item.strip() for item in text.split(",") if item.strip()]
+    try:
+        return tuple(convert(item) for item in items)
+    except ValueError:
+        raise StyleTransferError(
+            f"`{name}` must be comma-separated numbers, got {printable(text)!r}"
+        ) from None
+
+
+def markdown_options_table(config_class, defaults=None) -> str:
+    """The README's table of a command's options, from the same fields as `--help`."""
+    defaults = defaults or {}
+    rows = ["| Option | Default | What it does |", "| --- | --- | --- |"]
+    for field in dataclasses.fields(config_class):
+        default = defaults.get(field.name, field.default)
+        help_text = field.metadata["help"]
+        shown = "off" if default is False else setting_text(default)
+        if "default:" in help_text:
+            help_text, _, shown = help_text.partition(" (default: ")
+            shown = shown.rstrip(")")
+        flag = "--" + field.name.replace("_", "-")
+        rows.append(f"| `{flag}` | {shown} | {help_text}. |")
+    return "\n".join(rows)
+
+
+def readme_tables() -> str:
+    """The README's options tables for `stylize`, as markdown."""
+    return "\n\n".join(
+        [
+            "Settings of the stylization (`StyleConfig`):",
+            markdown_options_table(StyleConfig),
+            "Outputs (`OutputOptions`; `-o` is `--output`):",
+            markdown_options_table(OutputOptions),
+        ]
+    )
