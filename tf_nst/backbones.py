@@ -74,7 +74,7 @@ def check_distinct(layers: Sequence[str], option: str) -> None:
     if repeated:
         raise StyleTransferError(
             f"{option} names {', '.join(repeated)} more than once: list each layer once "
-            "(--style-layer-weights sets a style layer's weight)"
+            "(`style_layer_weights` sets a style layer's weight)"
         )
 
 

@@ -24,7 +24,7 @@ from tf_nst.text import field_to_flag, one_line, printable
 def run_stylize(arguments: argparse.Namespace) -> int:
     """Checks everything a user can get wrong, cheapest first, then runs the stylization."""
     from tf_nst import images, run
-    from tf_nst.backbones import validate_layers
+    from tf_nst.backbones import validate_layer_choice
     from tf_nst.jobs import StylizeJob, stylize_resume_key
     from tf_nst.memory import check_fits, estimate_run_bytes, format_bytes, load_sides
     from tf_nst.scales import check_image_sizes
@@ -43,7 +43,7 @@ def run_stylize(arguments: argparse.Namespace) -> int:
     input_paths = [content_path, *style_paths] + ([init_path] if init_path else [])
     images.check_output_path(options.output, input_paths)
     check_weights_file(config.weights, config.backbone)
-    validate_layers(config.backbone, config.content_layers + config.style_layers)
+    validate_layer_choice(config.backbone, config.content_layers, config.style_layers)
     headers = [images.read_image_info(path) for path in input_paths]
     check_image_sizes(
         config, _shape(headers[0]), [_shape(info) for info in headers[1 : 1 + len(style_paths)]],
@@ -172,7 +172,7 @@ def run_export(arguments: argparse.Namespace) -> int:
 def run_train(arguments: argparse.Namespace) -> int:
     """Checks the inputs and outputs, then trains a style network and exports the best one."""
     from tf_nst import data, images, run
-    from tf_nst.backbones import validate_layers
+    from tf_nst.backbones import validate_layer_choice
     from tf_nst.jobs import TrainJob, train_resume_key
     from tf_nst.weights_file import check_weights_file
 
@@ -180,7 +180,7 @@ def run_train(arguments: argparse.Namespace) -> int:
     options = from_arguments(OutputOptions, arguments)
     config.normalized_style_blend(len(arguments.styles))
     check_weights_file(config.weights, config.backbone)
-    validate_layers(config.backbone, config.content_layers + config.style_layers)
+    validate_layer_choice(config.backbone, config.content_layers, config.style_layers)
     photos = pathlib.Path(arguments.photos)
     if not photos.is_dir():
         what = "is a file" if photos.exists() else "does not exist"

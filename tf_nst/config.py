@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from tf_nst.backbones import check_distinct
 from tf_nst.errors import StyleTransferError
 
 BACKBONES = ("vgg19", "vgg16")
@@ -62,6 +63,8 @@ class _StyleSettings:
             raise StyleTransferError("`content_layers` is empty: name at least one layer")
         if not self.style_layers:
             raise StyleTransferError("`style_layers` is empty: name at least one layer")
+        check_distinct(self.content_layers, "`content_layers`")
+        check_distinct(self.style_layers, "`style_layers`")
         if self.style_layer_weights is not None:
             if len(self.style_layer_weights) != len(self.style_layers):
                 raise StyleTransferError(

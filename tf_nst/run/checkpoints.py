@@ -55,6 +55,8 @@ class Checkpoints:
 
         from tf_nst.images import atomic_write_bytes
 
+        # Set first: a second signal anywhere below must find what to clean up.
+        self._writing = f"{CHECKPOINT_PREFIX}-{job.step}"
         try:
             if not self._ours or not self.directory.is_dir():
                 # Not `exist_ok`: a file or folder that appeared here since `check_outputs`
@@ -70,7 +72,6 @@ class Checkpoints:
                     "inputs": dict(self._key.inputs),
                 }
                 atomic_write_bytes(json.dumps(state, indent=2).encode(), self.directory / RUN_STATE)
-            self._writing = f"{CHECKPOINT_PREFIX}-{job.step}"
             manager = tf.train.CheckpointManager(
                 job.checkpoint(), str(self.directory), max_to_keep=1,
                 checkpoint_name=CHECKPOINT_PREFIX,
