@@ -173,7 +173,7 @@ def run_train(arguments: argparse.Namespace) -> int:
     """Checks the inputs and outputs, then trains a style network and exports the best one."""
     from tf_nst import data, images, run
     from tf_nst.backbones import validate_layer_choice
-    from tf_nst.jobs import TrainJob, train_resume_key
+    from tf_nst.jobs import TrainJob, is_stylizer, train_resume_key
     from tf_nst.weights_file import check_weights_file
 
     config = from_arguments(TrainConfig, arguments)
@@ -187,7 +187,8 @@ def run_train(arguments: argparse.Namespace) -> int:
         raise StyleTransferError(
             f"--photos {printable(arguments.photos)} {what}: pass a folder of photos"
         )
-    _check_new_directory(options.output, "MODEL_DIR")
+    if not (options.resume and is_stylizer(options.output)):  # a resumed run replaces its own
+        _check_new_directory(options.output, "MODEL_DIR")
     styles = [images.load_image(path) for path in arguments.styles]
     photo_paths = data.find_photos(photos)
     key = train_resume_key(config, photo_paths, arguments.styles)
@@ -218,7 +219,7 @@ def run_train(arguments: argparse.Namespace) -> int:
                     f"{printable(str(trainer.photos.skipped[0][0]))}: "
                     f"{printable(str(trainer.photos.skipped[0][1]))}"
                 )
-            job = TrainJob(trainer, styles, arguments.styles)
+            job = TrainJob(trainer, styles, arguments.styles, resumed=bool(plan.resume_state))
             if plan.resume_state:
                 job.restore(plan.resume_state["checkpoint"])
             outcome = run.run_job(job, plan, options, key, console, interrupts)

@@ -240,10 +240,11 @@ class TrainJob:
 
     kind = "train"
 
-    def __init__(self, trainer, styles, style_paths: Sequence[str]):
+    def __init__(self, trainer, styles, style_paths: Sequence[str], resumed: bool = False):
         self.trainer = trainer
         self.styles = styles
         self.style_paths = list(style_paths)
+        self.resumed = resumed
 
     @property
     def step(self) -> int:
@@ -298,10 +299,25 @@ class TrainJob:
         }
 
     def save_result(self, path: pathlib.Path) -> None:
-        """Exports the best network to the model folder, atomically (the chief's copy only)."""
+        """Exports the best network to the model folder, atomically.
+
+        A resumed run replaces the model its interrupted run saved there: the new export is
+        written beside it first and swapped in by renames.
+        """
+        import shutil
+
         from tf_nst.export import export_stylizer
 
-        export_stylizer(self.trainer.best_model(), path, self.metadata())
+        model = self.trainer.best_model()
+        if not (self.resumed and is_stylizer(path)):
+            export_stylizer(model, path, self.metadata())
+            return
+        token = secrets.token_hex(4)
+        fresh, old = (path.with_name(f".{path.name}.{kind}-{token}") for kind in ("new", "old"))
+        export_stylizer(model, fresh, self.metadata())
+        os.rename(path, old)
+        os.rename(fresh, path)
+        shutil.rmtree(old, ignore_errors=True)
 
     def save_intermediate(self, result, path: pathlib.Path) -> None:
         """Training has no numbered intermediates: `--save-every` is not one of its options."""
@@ -355,3 +371,10 @@ class TrainJob:
     def log_end(self, log) -> None:
         """Nothing beyond the last validation."""
         log.flush()
+
+
+def is_stylizer(path: str | os.PathLike) -> bool:
+    """Whether `path` is a model folder that `tf-nst train` wrote."""
+    from tf_nst.export import STYLIZER_METADATA
+
+    return (pathlib.Path(path) / STYLIZER_METADATA).is_file()
