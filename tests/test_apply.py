@@ -234,10 +234,10 @@ def test_batched_and_single_results_agree(stylizer, photos, tmp_path):
 
 def test_output_that_would_overwrite_an_input_is_refused(stylizer, photos):
     before = (photos / "a.png").read_bytes()
-    with pytest.raises(StyleTransferError, match="would overwrite the input"):
+    with pytest.raises(StyleTransferError, match="overwrite the input"):
         apply_to_files(stylizer, [photos / "a.png"], photos / "a.png")
     # A folder written into its own parent would land on the inputs themselves.
-    with pytest.raises(StyleTransferError, match="would overwrite the input"):
+    with pytest.raises(StyleTransferError, match="overwrite the input"):
         apply_to_files(stylizer, [photos], photos.parent)
     assert (photos / "a.png").read_bytes() == before
 

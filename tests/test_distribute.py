@@ -16,6 +16,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+# Each test starts fresh TensorFlow processes that build and trace the training step.
+pytestmark = pytest.mark.slow
+
 WORKER = pathlib.Path(__file__).resolve().parent / "distributed_worker.py"
 TIMEOUT_SECONDS = 600
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -49,6 +50,8 @@ def photos(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def extractor():
+    # Seeded: the loss landscape, and so every expectation below, depends on its random weights.
+    keras.utils.set_random_seed(0)
     return build_feature_extractor(
         CONFIG.content_layers + CONFIG.style_layers, "vgg19", None, width_scale=1 / 16
     )
@@ -99,9 +102,11 @@ def test_a_few_steps_lower_the_loss(story):
     results = story["results"]
     assert all(isinstance(result, TrainStepResult) for result in results)
     assert [result.step for result in results] == list(range(1, RESUMED_UNTIL + 1))
+    # The training objective on the same (held-out) photos after every step: each step's batch
+    # holds different photos, whose losses differ more than a few steps change them.
     validation = [result.validation_loss for result in results]
     assert validation[-1] < validation[0]
-    assert np.mean([result.loss for result in results[-2:]]) < results[0].loss
+    assert all(math.isfinite(result.loss) for result in results)
 
 
 def test_step_results_carry_the_terms_images_and_rates(story):

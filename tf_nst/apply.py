@@ -14,9 +14,17 @@ radius, and pixels that close to a tile's edge get weight 0. Neighbouring tiles 
 linear ramps over `2 * TILE_BLEND` pixels around each seam, with weights summing to 1. Tiles start
 on multiples of 4 so that the stride-2 convolutions sample the same grid as for the whole image.
 With the statistics of the full-size image, the tiled result then equals the untiled one
-everywhere up to float32 rounding (tested to 1e-4). When the statistics come from a scaled-down
-copy, the tiles still agree with each other (no seams) and the picture differs from the untiled
-one only by the statistics' change with scale.
+everywhere up to float32 rounding (measured 1.2e-7 for widths 4 and 32; tested to 1e-4).
+
+An image is tiled only when it does not fit whole, and then its statistics come from the largest
+scaled-down copy that fits. The tiles still agree with each other (no seams), but the picture
+drifts from the untiled one by the statistics' change with scale: on a 1024 px photo with a
+random width-32 network, statistics from a 768 px copy gave a mean absolute difference of 0.018
+(99th percentile 0.089), from a 512 px copy 0.028 (0.136). Re-measuring the statistics on the
+full-size image tile by tile, with the norms fixed to the previous estimate, does not help: the
+iteration moves away from the true statistics (measured: 0.066 after one pass, 0.35 after two),
+because each norm's error feeds the inputs of the next; exact statistics would take one tiled
+pass per norm (15).
 """
 
 from __future__ import annotations

@@ -150,7 +150,8 @@ def export_stylizer(
         "width": width,
         "precisions": list(precisions),
         "signatures": {precision: stylizer_signature_names(precision) for precision in precisions},
-        "statistics_layers": dict(zip(layers, channels, strict=True)),
+        # A list, not a dict: the order is that of the statistics vector, and JSON sorts keys.
+        "statistics_layers": [list(pair) for pair in zip(layers, channels, strict=True)],
         "training": metadata,
     }
     try:

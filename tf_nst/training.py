@@ -421,6 +421,12 @@ class NetworkTrainer:
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             self.optimizer = optimizer
             self.optimizer.build(self.model.trainable_variables)
+            # Created in the scope, so multi-worker training broadcasts the chief's value: every
+            # worker then streams the same photos, even when each drew its own seed.
+            self._seed_variable = tf.Variable(
+                self.seed, dtype=tf.int64, trainable=False, name="seed"
+            )
+        self.seed = int(self._seed_variable.numpy())
         side = minimum_input_side(layers)
         produced = extractor(tf.zeros([1, side, side, 3]), training=False)
         missing = [name for name in layers if name not in produced]
@@ -444,7 +450,6 @@ class NetworkTrainer:
         self._best_loss_variable = tf.Variable(
             math.inf, dtype=tf.float64, trainable=False, name="best_loss"
         )
-        self._seed_variable = tf.Variable(self.seed, dtype=tf.int64, trainable=False, name="seed")
         self._best_weights = [
             tf.Variable(weight, trainable=False, name=f"best_{index}")
             for index, weight in enumerate(self.model.get_weights())
