@@ -72,11 +72,11 @@ def test_format_bytes():
 def test_cli_refuses_a_run_that_cannot_fit(vgg16_weights, tmp_path):
     result = run_cli(
         "stylize", "--example", "-o", tmp_path / "out.png", "--backbone", "vgg16",
-        "--weights", vgg16_weights, "--size", "40000", "--logdir", tmp_path / "logs",
+        "--weights", vgg16_weights, "--size", "9000", "--logdir", tmp_path / "logs",
     )  # fmt: skip
     assert result.returncode == 2, result.stderr
     [line] = [text for text in result.stderr.splitlines() if text.startswith("tf-nst: error:")]
-    assert "--size 40000 needs about" in line and "is available" in line
+    assert "--size 9000 needs about" in line and "is available" in line
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "out.png").exists()
     assert not (tmp_path / "logs").exists() or not any((tmp_path / "logs").iterdir())

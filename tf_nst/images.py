@@ -558,13 +558,16 @@ TEMPORARY_NAME_EXTRA = len(".") + len(".") + 8 + len(".tmp")
 """Bytes `save_image`'s temporary name `.NAME.xxxxxxxx.tmp` adds to NAME (mkstemp: 8 random)."""
 
 
-def check_name_length(path: str | os.PathLike, directory: str | os.PathLike | None = None) -> None:
+def check_name_length(
+    path: str | os.PathLike, directory: str | os.PathLike | None = None, what: str = "output"
+) -> None:
     """Refuses a file name that, with the temporary name written first, exceeds NAME_MAX.
 
     Args:
         path: The file to be written atomically (`save_image`, `atomic_write_bytes`).
         directory: An existing directory whose file system decides the limit; `path`'s parent
             by default.
+        what: What the file is, for the message ("output", "--save-every intermediate").
 
     Raises:
         StyleTransferError: Naming the limit and how long the name may be.
@@ -575,7 +578,7 @@ def check_name_length(path: str | os.PathLike, directory: str | os.PathLike | No
     length = len(os.fsencode(name))
     if length + TEMPORARY_NAME_EXTRA > limit:
         raise StyleTransferError(
-            f"output name {_printable(name[:40])}... is {length} bytes long, but it is first "
+            f"{what} name {_printable(name[:40])}... is {length} bytes long, but it is first "
             f"written as .NAME.xxxxxxxx.tmp and this file system allows {limit} bytes per name: "
             f"use a name of at most {limit - TEMPORARY_NAME_EXTRA} bytes"
         )

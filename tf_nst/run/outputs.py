@@ -97,7 +97,7 @@ def check_outputs(
         )
     first_step = int(resume_state["step"]) if resume_state else 0
     for path in intermediate_names(output):
-        check_name_length(path)
+        check_name_length(path, what="--save-every intermediate")
         step = _step_of(path)
         if step is not None and step <= first_step:
             continue
