@@ -253,6 +253,8 @@ def run_setting(name, changes, arguments, measurer, loaded) -> list[dict]:
                     )
                 rows.append(row)
                 continue
+            if arguments.cached_only:
+                continue
             content, style = loaded[content_name], loaded[style_name]
             stylizer = Stylizer(content, [style], config)
             started = time.perf_counter()
@@ -372,6 +374,9 @@ def main() -> int:
     parser.add_argument("--cell", type=int, default=120, help="height of a contact sheet cell")
     parser.add_argument(
         "--remeasure", action="store_true", help="measure cached results again from their images"
+    )
+    parser.add_argument(
+        "--cached-only", action="store_true", help="report cached results, run nothing new"
     )
     parser.add_argument("--quick", action="store_true", help="96 px, 30 steps, 2x2 pairs")
     arguments = parser.parse_args()

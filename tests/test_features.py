@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tf_nst.config import StyleConfig
 from tf_nst.errors import StyleTransferError
 from tf_nst.features import (
     VGGPreprocess,
@@ -143,13 +144,16 @@ def test_extractor_graph_is_truncated_at_the_deepest_requested_layer():
     assert list(model.output) == ["block2_conv1"]
 
 
-def test_tiny_extractor_is_truncated_after_block5_conv1(tiny_extractor):
+def test_tiny_extractor_is_truncated_after_the_deepest_default_layer(tiny_extractor):
     conv_names = [
         layer.name for layer in tiny_extractor.layers if isinstance(layer, keras.layers.Conv2D)
     ]
     vgg19 = layer_names("vgg19")
-    assert conv_names == list(vgg19[: vgg19.index("block5_conv1") + 1])
-    assert "block5_pool" not in [layer.name for layer in tiny_extractor.layers]
+    config = StyleConfig()
+    deepest = max(vgg19.index(name) for name in config.content_layers + config.style_layers)
+    assert conv_names == list(vgg19[: deepest + 1])
+    assert conv_names[-1] == "block4_conv2"  # the content layer; no block 5 at all
+    assert "block4_pool" not in [layer.name for layer in tiny_extractor.layers]
 
 
 def test_extractor_is_frozen(tiny_extractor):
