@@ -117,12 +117,13 @@ def test_preprocess_equals_keras_vgg19_preprocess_input():
 def test_tiny_extractor_returns_float32_maps_of_the_right_sizes(tiny_extractor, height, width):
     """A map of block N has passed N - 1 floor-halving poolings: floor(H / 2^(N - 1)) rows.
 
-    For 40 px that is 40, 20, 10, 5, 2; for 32 x 48 it is 32 x 48 down to 2 x 3. The channel
-    count is 1/16 of VGG's 64, 128, 256, 512, 512.
+    For 40 px that is 40, 20, 10, 5 (blocks 1 to 4, the default layers); for 32 x 48 it is
+    32 x 48 down to 4 x 6. The channel count is 1/16 of VGG's 64, 128, 256, 512, 512.
     """
     features = tiny_extractor(_images(1, (2, height, width, 3)))
     assert isinstance(features, dict)
-    assert set(features) == set(TINY_LAYERS)
+    config = StyleConfig()
+    assert set(features) == set(config.content_layers + config.style_layers)
     channels = {1: 4, 2: 8, 3: 16, 4: 32, 5: 32}
     for name, feature_map in features.items():
         block = int(name[len("block")])
