@@ -319,6 +319,23 @@ def summary(rows_per_setting: dict[str, list[dict]]) -> str:
     return "\n".join(lines)
 
 
+def comparison(before: list[dict], after: list[dict]) -> str:
+    """Returns a table of the pairs both settings ran: each column as "before → after"."""
+    columns = [column for column in COLUMNS if column != "seconds"]
+    lines = [
+        "| content | style | " + " | ".join(columns) + " |",
+        "|" + " --- |" * (len(columns) + 2),
+    ]
+    after_by_pair = {(row["content_image"], row["style_image"]): row for row in after}
+    for row in before:
+        other = after_by_pair.get((row["content_image"], row["style_image"]))
+        if other is None:
+            continue
+        values = " | ".join(f"{row[column]:.3f} → {other[column]:.3f}" for column in columns)
+        lines.append(f"| {short(row['content_image'])} | {short(row['style_image'])} | {values} |")
+    return "\n".join(lines)
+
+
 def contact_sheet(rows: list[dict], loaded, title: str, path: pathlib.Path, cell: int) -> None:
     """Writes the sheet: a header row of the styles, then one row per content, its photo first."""
     contents = list(dict.fromkeys(row["content_image"] for row in rows))
@@ -410,6 +427,9 @@ def main() -> int:
     for name, rows in results.items():
         print(f"\n## {name}\n\n{table(rows)}")
     print(f"\n## Summary\n\n{summary(results)}")
+    names = list(results)
+    if len(names) == 2:
+        print(f"\n## {names[0]} → {names[1]}\n\n{comparison(*results.values())}")
     return 0
 
 
