@@ -8,7 +8,8 @@ Usage:
 Each setting is the default `StyleConfig` with changes: `defaults` (the current defaults), `old`
 (the defaults before issue 10, kept here so the comparison can be rerun), or `NAME=JSON` with
 `StyleConfig` fields (lists become tuples). Every pair of every setting is stylized with the shared
-VGG16 and measured by `measure` (see there and benchmarks/README.md for what each column means).
+VGG16 and measured by `Measurer.measure` (README.md, "Defaults on many paintings", explains every
+column).
 The results are cached as `RESULTS/NAME/results.jsonl` plus one PNG per pair, so an interrupted
 grid resumes where it stopped, and a contact sheet per setting is written (contents as rows,
 styles as columns) as `SHEETS/quality_NAME.jpg`.
@@ -148,8 +149,9 @@ def deep_match(output_features: np.ndarray, style_features: np.ndarray) -> float
     """Mean over output locations of the best cosine similarity to any style location.
 
     High when the output's deep features are copies of parts of the painting (its faces, eyes,
-    boats), which is what leaking objects means; matching the painting's texture alone raises it
-    less, because textures are spread across many weak, mixed channels at this depth.
+    boats), which is what leaking objects means. A close match of the painting's texture raises
+    it too, so it compares settings on the same pair rather than meaning much alone; the leak
+    test (tests/test_defaults.py) measures against a known object instead.
     """
     output_flat = output_features.reshape(-1, output_features.shape[-1]).astype(np.float64)
     style_flat = style_features.reshape(-1, style_features.shape[-1]).astype(np.float64)
