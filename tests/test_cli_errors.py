@@ -203,7 +203,7 @@ REFUSALS = {
     ),
     "one-pixel-image": (
         ["{one_pixel}", "{style}"],
-        ["content image", "only 1x1 px", "at least 16 px", "larger image"],
+        ["content image", "only 1x1 px", "at least 8 px", "larger image"],
         False,
     ),
     "one-pixel-style": (
@@ -469,7 +469,7 @@ def test_debug_shows_the_traceback(inputs, tmp_path):
 @pytest.mark.slow
 @pytest.mark.real_weights
 def test_image_too_thin_at_the_chosen_size_is_refused(inputs, vgg16_weights, tmp_path):
-    # 1000x20 px passes the source check (16 px per side) but works at 64x1 px at --size 64.
+    # 1000x20 px passes the source check (8 px per side) but works at 64x1 px at --size 64.
     before = snapshot(tmp_path)
     result = run_cli(
         "stylize",
@@ -486,7 +486,7 @@ def test_image_too_thin_at_the_chosen_size_is_refused(inputs, vgg16_weights, tmp
     )
     assert_refused(
         result,
-        ["works at 64x1 px", "below the 16 px", "raise --size"],
+        ["works at 64x1 px", "below the 8 px", "raise --size"],
         early=False,
         workdir=tmp_path,
         before=before,

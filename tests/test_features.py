@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tf_nst.config import StyleConfig
 from tf_nst.errors import StyleTransferError
 from tf_nst.features import (
     VGGPreprocess,
@@ -119,12 +120,13 @@ def test_preprocess_equals_keras_vgg19_preprocess_input():
 def test_tiny_extractor_returns_float32_maps_of_the_right_sizes(tiny_extractor, height, width):
     """A map of block N has passed N - 1 floor-halving poolings: floor(H / 2^(N - 1)) rows.
 
-    For 40 px that is 40, 20, 10, 5, 2; for 32 x 48 it is 32 x 48 down to 2 x 3. The channel
-    count is 1/16 of VGG's 64, 128, 256, 512, 512.
+    For 40 px that is 40, 20, 10, 5 (blocks 1 to 4, the default layers); for 32 x 48 it is
+    32 x 48 down to 4 x 6. The channel count is 1/16 of VGG's 64, 128, 256, 512, 512.
     """
     features = tiny_extractor(_images(1, (2, height, width, 3)))
     assert isinstance(features, dict)
-    assert set(features) == set(TINY_LAYERS)
+    config = StyleConfig()
+    assert set(features) == set(config.content_layers + config.style_layers)
     channels = {1: 4, 2: 8, 3: 16, 4: 32, 5: 32}
     for name, feature_map in features.items():
         block = int(name[len("block")])
@@ -146,13 +148,16 @@ def test_extractor_graph_is_truncated_at_the_deepest_requested_layer():
     assert list(model.output) == ["block2_conv1"]
 
 
-def test_tiny_extractor_is_truncated_after_block5_conv1(tiny_extractor):
+def test_tiny_extractor_is_truncated_after_the_deepest_default_layer(tiny_extractor):
     conv_names = [
         layer.name for layer in tiny_extractor.layers if isinstance(layer, keras.layers.Conv2D)
     ]
     vgg19 = layer_names("vgg19")
-    assert conv_names == list(vgg19[: vgg19.index("block5_conv1") + 1])
-    assert "block5_pool" not in [layer.name for layer in tiny_extractor.layers]
+    config = StyleConfig()
+    deepest = max(vgg19.index(name) for name in config.content_layers + config.style_layers)
+    assert conv_names == list(vgg19[: deepest + 1])
+    assert conv_names[-1] == "block4_conv2"  # the content layer; no block 5 at all
+    assert "block4_pool" not in [layer.name for layer in tiny_extractor.layers]
 
 
 def test_extractor_is_frozen(tiny_extractor):

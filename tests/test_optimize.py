@@ -307,7 +307,7 @@ def test_style_scale_resizes_the_style_before_its_gram(tiny_extractor, random_im
     """With style_scale 0.5 at long side 32 the 32x32 style is seen at round(32 * 0.5) = 16 px.
 
     The first step evaluates the content image (content init), so its style term for a layer is
-    style_weight * (1 / 5 layers) * sum((G - A)^2) / sum(A^2), with G the content's Gram and A
+    style_weight * (1 / layer count) * sum((G - A)^2) / sum(A^2), with G the content's Gram and A
     the Gram of the style resized to 16x16. It must differ from the term at style_scale 1.
     """
     content, style = random_images

@@ -22,12 +22,14 @@ LOSS_NORMALIZATIONS = ("normalized", "tutorial")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 FLOAT32_MAX = 3.4028234663852886e38
 
+# Not block5_conv1: matching its Gram matrix copies the painting's objects (a sitter's eyes and
+# face) into the photo, and costs the photo's structure; blocks 1-4 carry the brushwork and the
+# palette (README.md, "Defaults on many paintings").
 DEFAULT_STYLE_LAYERS = (
     "block1_conv1",
     "block2_conv1",
     "block3_conv1",
     "block4_conv1",
-    "block5_conv1",
 )
 DEFAULT_CONTENT_LAYERS = ("block4_conv2",)
 # Default (content, style, total-variation) weights of each loss normalisation. The tutorial's are
