@@ -68,22 +68,11 @@ def run_stylize(arguments: argparse.Namespace) -> int:
     console.note(f"precision {precision}, estimated peak memory {format_bytes(estimate)}")
     check_fits(estimate, config.size)
     with run.SignalHandler() as interrupts:
-        try:
-            job = StylizeJob(content, styles, config, init_image=init_image)
-            if plan.resume_state:
-                job.restore(plan.resume_state["checkpoint"])
-            outcome = run.run_job(job, plan, options, key, console, interrupts)
-        except run.SecondSignalError:
-            outcome = run.Outcome(
-                interrupts.exit_status,
-                "tf-nst: stopped at once by a second signal before the first step; nothing was "
-                "saved",
-            )
-    if outcome.note:
-        console.note(outcome.message.removeprefix("tf-nst: "))
-    else:
-        console.final(outcome.message)
-    return outcome.status
+        outcome = run.build_and_run(
+            lambda: StylizeJob(content, styles, config, init_image=init_image),
+            plan, options, key, console, interrupts,
+        )  # fmt: skip
+    return console.report(outcome)
 
 
 def _intermediates(options: OutputOptions, steps: int):
@@ -206,7 +195,8 @@ def run_train(arguments: argparse.Namespace) -> int:
                 options, output=str(scratch / "model"), logdir=str(scratch / "logs")
             )
             plan = run.check_outputs(options, key)
-        try:
+
+        def build():
             trainer = NetworkTrainer(photos, styles, config, strategy=strategy)
             console.note(
                 f"{len(trainer.photos.training)} training and {len(trainer.photos.validation)} "
@@ -219,21 +209,10 @@ def run_train(arguments: argparse.Namespace) -> int:
                     f"{printable(str(trainer.photos.skipped[0][0]))}: "
                     f"{printable(str(trainer.photos.skipped[0][1]))}"
                 )
-            job = TrainJob(trainer, styles, arguments.styles, resumed=bool(plan.resume_state))
-            if plan.resume_state:
-                job.restore(plan.resume_state["checkpoint"])
-            outcome = run.run_job(job, plan, options, key, console, interrupts)
-        except run.SecondSignalError:
-            outcome = run.Outcome(
-                interrupts.exit_status,
-                "tf-nst: stopped at once by a second signal before the first step; nothing "
-                "was saved",
-            )
-    if outcome.note:
-        console.note(outcome.message.removeprefix("tf-nst: "))
-    else:
-        console.final(outcome.message)
-    return outcome.status
+            return TrainJob(trainer, styles, arguments.styles, resumed=bool(plan.resume_state))
+
+        outcome = run.build_and_run(build, plan, options, key, console, interrupts)
+    return console.report(outcome)
 
 
 @contextlib.contextmanager

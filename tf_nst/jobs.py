@@ -56,7 +56,36 @@ def intermediate_image_name(output: pathlib.Path, step: int) -> pathlib.Path:
     return output.with_name(f"{output.stem}_{step:05d}{output.suffix}")
 
 
-class StylizeJob:
+class _LoopJob:
+    """What a job reads from its library loop (a `Stylizer` or a `NetworkTrainer`): `loop`."""
+
+    loop = None
+
+    @property
+    def step(self) -> int:
+        """Steps done so far."""
+        return self.loop.step
+
+    @property
+    def best_loss(self) -> float:
+        """The lowest loss so far (the stylizer's at its scale, the trainer's on validation)."""
+        return self.loop.best_loss
+
+    @property
+    def stop_reason(self) -> str | None:
+        """Why the loop ended early, if it did."""
+        return self.loop.stop_reason
+
+    def steps(self):
+        """The loop's steps."""
+        return self.loop.steps()
+
+    def checkpoint(self):
+        """The loop's whole state as a `tf.train.Checkpoint`."""
+        return self.loop.checkpoint()
+
+
+class StylizeJob(_LoopJob):
     """A stylization as a `tf_nst.run.Job`.
 
     Args:
@@ -78,32 +107,9 @@ class StylizeJob:
         self.config = config
         self.content = content
         self.styles = styles
-        self.stylizer = Stylizer(
+        self.stylizer = self.loop = Stylizer(
             content, styles, config, extractor=extractor, init_image=init_image
         )
-
-    @property
-    def step(self) -> int:
-        """Steps done so far."""
-        return self.stylizer.step
-
-    @property
-    def best_loss(self) -> float:
-        """The lowest loss so far at the current scale."""
-        return self.stylizer.best_loss
-
-    @property
-    def stop_reason(self) -> str | None:
-        """Why the loop ended early, if it did."""
-        return self.stylizer.stop_reason
-
-    def steps(self):
-        """The optimisation's steps."""
-        return self.stylizer.steps()
-
-    def checkpoint(self):
-        """The run's state as a `tf.train.Checkpoint`."""
-        return self.stylizer.checkpoint()
 
     def restore(self, path: str) -> None:
         """Restores a checkpoint; anything unreadable becomes one line telling to start over."""
@@ -226,7 +232,7 @@ def train_resume_key(config, photo_paths: Sequence[str], style_paths: Sequence[s
     return ResumeKey("train", settings, inputs)
 
 
-class TrainJob:
+class TrainJob(_LoopJob):
     """A fast style network's training as a `tf_nst.run.Job`.
 
     The result is the network with the lowest validation loss, exported as a SavedModel with its
@@ -241,33 +247,10 @@ class TrainJob:
     kind = "train"
 
     def __init__(self, trainer, styles, style_paths: Sequence[str], resumed: bool = False):
-        self.trainer = trainer
+        self.trainer = self.loop = trainer
         self.styles = styles
         self.style_paths = list(style_paths)
         self.resumed = resumed
-
-    @property
-    def step(self) -> int:
-        """Steps done so far."""
-        return self.trainer.step
-
-    @property
-    def best_loss(self) -> float:
-        """The lowest validation loss so far."""
-        return self.trainer.best_loss
-
-    @property
-    def stop_reason(self) -> str | None:
-        """Why training ended early, if it did."""
-        return self.trainer.stop_reason
-
-    def steps(self):
-        """The training steps."""
-        return self.trainer.steps()
-
-    def checkpoint(self):
-        """The whole training state as a `tf.train.Checkpoint`."""
-        return self.trainer.checkpoint()
 
     def restore(self, path: str) -> None:
         """Restores a checkpoint (the trainer turns any failure into one line)."""

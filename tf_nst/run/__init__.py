@@ -24,7 +24,7 @@ Everything a user can get wrong is checked by `check_outputs` before TensorFlow 
 
 from tf_nst.run.checkpoints import Checkpoints
 from tf_nst.run.console import Console, SecondSignalError, SignalHandler, command_line
-from tf_nst.run.loop import Job, Outcome, run_job
+from tf_nst.run.loop import Job, Outcome, build_and_run, run_job
 from tf_nst.run.outputs import (
     OutputPlan,
     ResumeKey,
@@ -42,6 +42,7 @@ __all__ = [
     "ResumeKey",
     "SecondSignalError",
     "SignalHandler",
+    "build_and_run",
     "check_outputs",
     "checkpoint_directory_for",
     "command_line",

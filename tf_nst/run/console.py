@@ -96,6 +96,14 @@ class Console:
         """The run's last line, even when quiet."""
         self._line(message)
 
+    def report(self, outcome) -> int:
+        """Prints a run's last line (a success only when not quiet); returns its exit status."""
+        if outcome.note:
+            self.note(outcome.message.removeprefix("tf-nst: "))
+        else:
+            self.final(outcome.message)
+        return outcome.status
+
     def progress(self, result, note: str = "") -> None:
         """Shows one step's progress: a bar on a terminal, a plain line every few seconds."""
         if self.quiet:

@@ -264,6 +264,30 @@ def run_job(
             log.remove_if_unused()
 
 
+def build_and_run(
+    build: Callable[[], Job],
+    plan: OutputPlan,
+    options: OutputOptions,
+    key: ResumeKey,
+    console: Console,
+    interrupts: SignalHandler,
+) -> Outcome:
+    """Builds a job (restoring it on `--resume`) and runs it with `run_job`.
+
+    A second signal while the job is built stops at once: nothing was written yet.
+    """
+    try:
+        job = build()
+        if plan.resume_state:
+            job.restore(plan.resume_state["checkpoint"])
+        return run_job(job, plan, options, key, console, interrupts)
+    except SecondSignalError:
+        return Outcome(
+            interrupts.exit_status,
+            "tf-nst: stopped at once by a second signal before the first step; nothing was saved",
+        )
+
+
 def _finish(
     job, plan, console, interrupts, checkpoints, log, tensorboard, checkpoint_warned=False
 ) -> Outcome:
