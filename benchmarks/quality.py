@@ -39,8 +39,9 @@ sys.path.insert(0, str(REPOSITORY))
 from tf_nst import colors, images  # noqa: E402
 from tf_nst.config import StyleConfig  # noqa: E402
 from tf_nst.features import build_feature_extractor  # noqa: E402
+from tf_nst.images import resize  # noqa: E402
 from tf_nst.losses import content_layer_loss, gram_matrix, style_layer_loss  # noqa: E402
-from tf_nst.optimize import Stylizer, resize_image  # noqa: E402
+from tf_nst.optimize import Stylizer  # noqa: E402
 
 SHARED = pathlib.Path(os.environ.get("TF_NST_SHARED", REPOSITORY.parent / "shared"))
 DEFAULT_WEIGHTS = SHARED / "weights" / "vgg16_imagenet_keras_convention_notop.weights.h5"
@@ -176,9 +177,9 @@ class Measurer:
         its last scale), as the run saw them.
         """
         height, width = output.shape[:2]
-        content = resize_image(content, height, width).numpy()
+        content = resize(np.asarray(content, np.float32), height, width)
         style_height, style_width = _long_side_shape(style.shape, style_side)
-        style = resize_image(style, style_height, style_width).numpy()
+        style = resize(np.asarray(style, np.float32), style_height, style_width)
         out, con, sty = map(self.features, (output, content, style))
 
         def style_error(layers):

@@ -21,8 +21,9 @@ from PIL import Image, ImageDraw
 from tf_nst import images
 from tf_nst.config import StyleConfig
 from tf_nst.features import build_feature_extractor
+from tf_nst.images import resize
 from tf_nst.losses import gram_matrix, style_layer_loss
-from tf_nst.optimize import Stylizer, resize_image
+from tf_nst.optimize import Stylizer
 
 pytestmark = [pytest.mark.real_weights, pytest.mark.slow]
 
@@ -133,13 +134,15 @@ def test_the_default_result_does_not_copy_the_paintings_face(
     taken its brushwork: its style error on blocks 1 to 3 below half the photo's."""
     style, face = synthetic_portrait()
     output = _default_result(golden_gate, style, vgg16_weights)
-    photo = resize_image(golden_gate, *output.shape[:2]).numpy()
+    photo = resize(np.asarray(golden_gate, np.float32), *output.shape[:2])
     painting, result, original = (
         _features(measuring_network, image) for image in (style, output, photo)
     )
     object_features = painting[OBJECT_LAYER]
     face_cells = (
-        resize_image(face[..., None].astype(np.float32), *object_features.shape[:2]).numpy()[..., 0]
+        resize(
+            np.asarray(face[..., None].astype(np.float32), np.float32), *object_features.shape[:2]
+        )[..., 0]
         > 0.5
     )
     face_features = object_features[face_cells]
@@ -176,7 +179,7 @@ def test_a_dark_painting_darkens_a_bright_photo(golden_gate, shared_images, vgg1
     from the photo's to the painting's, and must keep at least 0.8 of the painting's spread."""
     shipwreck = images.load_image(shared_images / "shipwreck.jpg")
     output = _default_result(golden_gate, shipwreck, vgg16_weights)
-    photo = resize_image(golden_gate, *output.shape[:2]).numpy()
+    photo = resize(np.asarray(golden_gate, np.float32), *output.shape[:2])
     result, painting, original = map(quality.luminance_percentiles, (output, shipwreck, photo))
     report = f"result {result}, painting {painting}, photo {original}"
     print(report)
