@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from tf_nst.config import OutputOptions, StyleConfig
+from tf_nst.config import ApplyConfig, OutputOptions, StyleConfig, TrainConfig
 from tf_nst.errors import StyleTransferError
 from tf_nst.text import printable, setting_text
 
@@ -97,12 +97,16 @@ def markdown_options_table(config_class, defaults=None) -> str:
 
 
 def readme_tables() -> str:
-    """The README's options tables for `stylize`, as markdown."""
+    """The README's options tables for `stylize`, `train` and `apply`, as markdown."""
     return "\n\n".join(
         [
             "Settings of the stylization (`StyleConfig`):",
             markdown_options_table(StyleConfig),
             "Outputs (`OutputOptions`; `-o` is `--output`):",
             markdown_options_table(OutputOptions),
+            "Settings of `tf-nst train` (`TrainConfig`):",
+            markdown_options_table(TrainConfig),
+            "Settings of `tf-nst apply` (`ApplyConfig`):",
+            markdown_options_table(ApplyConfig),
         ]
     )
