@@ -124,8 +124,12 @@ def test_a_working_image_one_pixel_thin_is_refused_about_its_size():
     )
 
 
+# Down to block5_conv1: its 16 px floor is the one these messages name.
+DEEP = {"style_layers": tuple(f"block{block}_conv1" for block in range(1, 6))}
+
+
 def test_a_source_below_the_floor_is_refused_naming_the_layer_and_the_path():
-    config = StyleConfig(size=512, steps=10)
+    config = StyleConfig(size=512, steps=10, **DEEP)
     with pytest.raises(StyleTransferError) as raised:
         check_image_sizes(config, (400, 400), [(400, 400), (8, 8)], "c.png", ["a.png", "b.png"])
     assert str(raised.value) == (
@@ -137,13 +141,13 @@ def test_a_source_below_the_floor_is_refused_naming_the_layer_and_the_path():
 
 
 def test_an_elongated_content_is_refused_at_the_coarsest_scale():
-    config = StyleConfig(size=512, steps=300)  # two scales: 256, then 512
+    config = StyleConfig(size=512, steps=300, **DEEP)  # two scales: 256, then 512
     with pytest.raises(StyleTransferError, match=r"256x10 px at the coarsest scale.*--scales"):
         check_image_sizes(config, (20, 512), [(400, 400)])
 
 
 def test_a_style_too_small_at_its_style_scale_is_refused():
-    config = StyleConfig(size=64, steps=10, style_scale=0.1)
+    config = StyleConfig(size=64, steps=10, style_scale=0.1, **DEEP)
     with pytest.raises(StyleTransferError, match=r"style image 1 works at 6x6 px, below the 16 px"):
         check_image_sizes(config, (64, 64), [(64, 64)])
 
