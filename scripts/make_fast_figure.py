@@ -74,17 +74,19 @@ def main() -> None:
 
 
 def _save_grid(rows, path: str) -> None:
-    height = max(picture.shape[0] for row in rows for picture, _ in row)
+    """One row per photo, each as tall as its own pictures, with a caption over each picture."""
+    caption, gap = 18, 6
     width = max(picture.shape[1] for row in rows for picture, _ in row)
-    caption = 18
-    sheet = Image.new("RGB", (2 * width + 10, len(rows) * (height + caption + 6)), "white")
+    heights = [max(picture.shape[0] for picture, _ in row) for row in rows]
+    sheet = Image.new("RGB", (2 * width + 10, sum(h + caption + gap for h in heights)), "white")
     draw = ImageDraw.Draw(sheet)
-    for row_index, row in enumerate(rows):
-        top = row_index * (height + caption + 6)
+    top = 0
+    for row, height in zip(rows, heights, strict=True):
         for column, (picture, text) in enumerate(row):
             left = column * (width + 10)
             sheet.paste(Image.fromarray(images.to_uint8(picture)), (left, top + caption))
             draw.text((left + 2, top + 3), text, fill="black")
+        top += height + caption + gap
     sheet.save(path, quality=88)
 
 
