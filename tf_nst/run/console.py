@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shlex
 import signal
@@ -120,7 +121,7 @@ class Console:
             eta = min(eta, max(0.0, self.time_limit - result.elapsed_seconds))
         line = (
             f"[{bar}] {result.progress:4.0%} step {result.step}/{result.total_steps}"
-            f"{' ' + note if note else ''} loss {result.loss:.4g} best {result.best_loss:.4g} "
+            f"{' ' + note if note else ''} loss {result.loss:.4g} best {_number(result.best_loss)} "
             f"ETA {clock(eta)}"
         )
         if self.terminal:
@@ -149,6 +150,11 @@ class Console:
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, self.stream.fileno())
                 os.close(devnull)
+
+
+def _number(value: float) -> str:
+    # A training has no best loss before its first validation.
+    return f"{value:.4g}" if math.isfinite(value) else "-"
 
 
 def clock(seconds: float) -> str:
