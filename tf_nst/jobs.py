@@ -84,6 +84,21 @@ class _LoopJob:
         """The loop's whole state as a `tf.train.Checkpoint`."""
         return self.loop.checkpoint()
 
+    def _log_command_settings_and_styles(self, log, config_class, **hparams_options) -> None:
+        """The command line, the hparams (`self.hparams()`) and the style pictures."""
+        from tf_nst import summaries
+
+        log.text(summaries.COMMAND_LINE, 0, summaries.markdown_code_block(command_line()))
+        log.hparams(
+            self.hparams(),
+            trial_id=log.run_directory.name,
+            domains=choices_of(config_class),
+            **hparams_options,
+        )
+        for index, style in enumerate(self.styles):
+            suffix = "" if index == 0 else f"_{index + 1}"
+            log.image(summaries.PICTURE_STYLE + suffix, 0, style)
+
 
 class StylizeJob(_LoopJob):
     """A stylization as a `tf_nst.run.Job`.
@@ -158,17 +173,8 @@ class StylizeJob(_LoopJob):
         """Command line, hparams and the input pictures."""
         from tf_nst import summaries
 
-        log.text(summaries.COMMAND_LINE, 0, summaries.markdown_code_block(command_line()))
-        log.hparams(
-            self.hparams(),
-            trial_id=log.run_directory.name,
-            domains=choices_of(StyleConfig),
-            leading=HPARAMS_FIRST,
-        )
+        self._log_command_settings_and_styles(log, StyleConfig, leading=HPARAMS_FIRST)
         log.image(summaries.PICTURE_CONTENT, 0, self.stylizer.postprocess(self.content))
-        for index, style in enumerate(self.styles):
-            suffix = "" if index == 0 else f"_{index + 1}"
-            log.image(summaries.PICTURE_STYLE + suffix, 0, style)
         log.flush()
 
     def log_step(self, log, result, with_images: bool) -> None:
@@ -327,17 +333,12 @@ class TrainJob(_LoopJob):
         from tf_nst import summaries
         from tf_nst.config import TrainConfig
 
-        log.text(summaries.COMMAND_LINE, 0, summaries.markdown_code_block(command_line()))
-        log.hparams(
-            self.hparams(),
-            trial_id=log.run_directory.name,
-            domains=choices_of(TrainConfig),
+        self._log_command_settings_and_styles(
+            log,
+            TrainConfig,
             metrics=(summaries.LOSS_BEST, summaries.LOSS_VALIDATION),
             leading=("style_weight", "size", "steps", "width"),
         )
-        for index, style in enumerate(self.styles):
-            suffix = "" if index == 0 else f"_{index + 1}"
-            log.image(summaries.PICTURE_STYLE + suffix, 0, style)
         photos = self.trainer._validation_photos
         if photos.shape[0]:
             log.image(summaries.PICTURE_CONTENT, 0, photos)
