@@ -339,8 +339,12 @@ def comparison(before: list[dict], after: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def contact_sheet(rows: list[dict], loaded, title: str, path: pathlib.Path, cell: int) -> None:
-    """Writes the sheet: a header row of the styles, then one row per content, its photo first."""
+def contact_sheet(rows: list[dict], title: str, path: pathlib.Path, cell: int) -> None:
+    """Writes the sheet: a header row naming the styles, then one row per content, its name first.
+
+    The inputs are named, not shown: the photos and paintings stay in ../shared (some are not in
+    the public domain), so a committed sheet holds only tf_nst's results.
+    """
     contents = list(dict.fromkeys(row["content_image"] for row in rows))
     styles = list(dict.fromkeys(row["style_image"] for row in rows))
     width = round(cell * 4 / 3)
@@ -364,11 +368,16 @@ def contact_sheet(rows: list[dict], loaded, title: str, path: pathlib.Path, cell
         top = label + row_index * (cell + gap) + (cell - picture.height) // 2
         sheet.paste(picture, (left, top))
 
+    def name(text, column, row_index):
+        left = column * (width + gap) + 4
+        top = label + row_index * (cell + gap) + cell // 2 - 6
+        draw.text((left, top), pathlib.Path(text).stem, fill="black", font=font)
+
     for column, style in enumerate(styles, start=1):
-        paste(loaded[style], column, 0)
+        name(style, column, 0)
     by_pair = {(row["content_image"], row["style_image"]): row for row in rows}
     for row_index, content in enumerate(contents, start=1):
-        paste(loaded[content], 0, row_index)
+        name(content, 0, row_index)
         for column, style in enumerate(styles, start=1):
             if (content, style) in by_pair:
                 paste(Image.open(by_pair[(content, style)]["image"]), column, row_index)
@@ -422,7 +431,6 @@ def main() -> int:
         if arguments.sheets:
             contact_sheet(
                 results[name],
-                loaded,
                 f"{name}: {arguments.size} px, {arguments.steps} steps",
                 pathlib.Path(arguments.sheets) / f"quality_{name}.jpg",
                 arguments.cell,
