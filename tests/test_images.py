@@ -13,20 +13,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from tf_nst import images
+from tf_nst import images, writing
 from tf_nst.errors import StyleTransferError
 from tf_nst.images import (
     MAX_PIXELS,
-    OUTPUT_EXTENSIONS,
-    atomic_write_bytes,
-    check_output_path,
     decode_image,
     load_image,
     resize,
     resize_to_long_side,
-    save_image,
     to_uint8,
 )
+from tf_nst.writing import OUTPUT_EXTENSIONS, atomic_write_bytes, check_output_path, save_image
 
 # --- helpers -----------------------------------------------------------------------------------
 
@@ -894,13 +891,13 @@ def test_atomic_write_bytes_writes_and_replaces(tmp_path):
 def test_atomic_write_bytes_shares_the_save_mechanism(tmp_path, monkeypatch):
     # One atomic mechanism: save_image must go through the same helper as atomic_write_bytes.
     used = []
-    original = images._atomic_file
+    original = writing._atomic_file
 
     def spy(path):
         used.append(os.fspath(path))
         return original(path)
 
-    monkeypatch.setattr(images, "_atomic_file", spy)
+    monkeypatch.setattr(writing, "_atomic_file", spy)
     save_image(random_image(), tmp_path / "out.png")
     atomic_write_bytes(b"x", tmp_path / "data.bin")
     assert used == [os.fspath(tmp_path / "out.png"), os.fspath(tmp_path / "data.bin")]

@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tf_nst import colors, images
+from tf_nst import colors, images, writing
 from tf_nst.errors import StyleTransferError
 from tf_nst.export import STYLIZER_FORMAT, STYLIZER_METADATA, stylizer_signature_names
 from tf_nst.memory import available_bytes, format_bytes
@@ -466,7 +466,7 @@ def _images_under(folder: pathlib.Path) -> list[pathlib.Path]:
 
 def _output_name(relative: pathlib.Path) -> pathlib.Path:
     # Keep a writable format's extension; others (GIF, AVIF) become PNG.
-    if relative.suffix.lower() in images.OUTPUT_EXTENSIONS:
+    if relative.suffix.lower() in writing.OUTPUT_EXTENSIONS:
         return relative
     return relative.with_suffix(".png")
 
@@ -489,7 +489,7 @@ def plan_outputs(
         if output.is_dir():
             output = output / _output_name(listed[0][1])
         # The extension, the parent folder and the inputs are checked before anything runs.
-        images.check_output_path(output, [listed[0][0]])
+        writing.check_output_path(output, [listed[0][0]])
         pairs = [(listed[0][0], output)]
     else:
         if output.exists() and not output.is_dir():
@@ -511,7 +511,7 @@ def plan_outputs(
     all_inputs = [source for source, _ in listed]
     for _, target in pairs:
         for source in all_inputs:
-            if images._same_file(target, source):
+            if writing._same_file(target, source):
                 raise StyleTransferError(
                     f"the output {images._printable(str(target))} would overwrite the input "
                     f"{images._printable(str(source))}: choose another output path"
@@ -610,7 +610,7 @@ def apply_to_files(
         for source, target, photo, stylized in _stylize_group(stylizer, loaded):
             try:
                 stylized = _preserve_colors(stylized, photo, preserve_colors)
-                images.save_image(stylized, target)
+                writing.save_image(stylized, target)
                 result.written.append((os.fspath(source), os.fspath(target)))
                 written = os.fspath(target)
             except StyleTransferError as error:

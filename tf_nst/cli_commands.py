@@ -23,7 +23,7 @@ from tf_nst.text import field_to_flag, one_line, printable
 
 def run_stylize(arguments: argparse.Namespace) -> int:
     """Checks everything a user can get wrong, cheapest first, then runs the stylization."""
-    from tf_nst import images, run
+    from tf_nst import images, run, writing
     from tf_nst.backbones import validate_layer_choice
     from tf_nst.jobs import StylizeJob, stylize_resume_key
     from tf_nst.memory import check_fits, estimate_run_bytes, format_bytes, load_sides
@@ -41,7 +41,7 @@ def run_stylize(arguments: argparse.Namespace) -> int:
             "image file: pass one of those words or the path of an image"
         )
     input_paths = [content_path, *style_paths] + ([init_path] if init_path else [])
-    images.check_output_path(options.output, input_paths)
+    writing.check_output_path(options.output, input_paths)
     check_weights_file(config.weights, config.backbone)
     validate_layer_choice(config.backbone, config.content_layers, config.style_layers)
     headers = [images.read_image_info(path) for path in input_paths]

@@ -20,13 +20,13 @@ import keras
 import tensorflow as tf
 
 from tf_nst.errors import StyleTransferError
-from tf_nst.images import atomic_write_bytes
 from tf_nst.transform import (
     build_transform_network,
     fixed_statistics,
     normalization_layers,
     record_statistics,
 )
+from tf_nst.writing import atomic_write_bytes
 
 # The stylizer's metadata file, inside its SavedModel directory (TensorFlow ignores extra files).
 STYLIZER_METADATA = "tf_nst_stylizer.json"

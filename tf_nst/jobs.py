@@ -13,7 +13,7 @@ import pathlib
 import secrets
 from collections.abc import Sequence
 
-from tf_nst import images
+from tf_nst import images, writing
 from tf_nst.config import HPARAMS_FIRST, StyleConfig, choices_of
 from tf_nst.errors import StyleTransferError
 from tf_nst.run import ResumeKey, command_line
@@ -146,11 +146,11 @@ class StylizeJob(_LoopJob):
 
     def save_result(self, path: pathlib.Path) -> None:
         """Writes the best image at the output size, post-processed, atomically."""
-        images.save_image(self.stylizer.final_image(), path)
+        writing.save_image(self.stylizer.final_image(), path)
 
     def save_intermediate(self, result, path: pathlib.Path) -> None:
         """Writes the image of one step, atomically."""
-        images.save_image(self.stylizer.postprocess(result.image), path)
+        writing.save_image(self.stylizer.postprocess(result.image), path)
 
     def intermediate_name(self, output: pathlib.Path, step: int) -> pathlib.Path:
         """Where `--save-every` writes step `step`."""

@@ -16,8 +16,8 @@ from typing import Any
 
 from tf_nst.config import OutputOptions
 from tf_nst.errors import StyleTransferError
-from tf_nst.images import check_name_length
 from tf_nst.text import one_line, printable
+from tf_nst.writing import check_name_length
 
 CHECKPOINT_SUFFIX = ".checkpoint"
 RUN_STATE = "run.json"
@@ -63,7 +63,7 @@ def check_outputs(
 ) -> OutputPlan:
     """Checks every path a run will write, before anything is written.
 
-    The output itself is checked by the job's kind (`images.check_output_path` for an image);
+    The output itself is checked by the job's kind (`writing.check_output_path` for an image);
     this checks the rest: the checkpoint directory, the numbered intermediates, the log
     directory and the run name, for name lengths and for files or folders in the way.
 
