@@ -100,13 +100,14 @@ def mirrored(photos: str) -> dict:
 
 def multiworker(photos: str, output: str) -> dict:
     """A few steps under MultiWorkerMirroredStrategy; the chief alone keeps what it writes."""
-    from tf_nst.training import make_strategy
+    from tf_nst.distribute import make_strategy
 
     # First: the strategy starts this task's server and joins the cluster.
     strategy = make_strategy("multiworker")
 
     from tf_nst.config import TrainConfig
-    from tf_nst.training import NetworkTrainer, is_chief, output_path
+    from tf_nst.distribute import is_chief, output_path
+    from tf_nst.training import NetworkTrainer
 
     extractor, style = tiny_parts()
     config = TrainConfig(

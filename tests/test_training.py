@@ -15,9 +15,10 @@ import pytest
 from PIL import Image
 
 from tf_nst.config import TrainConfig
+from tf_nst.distribute import is_chief, make_strategy, output_path
 from tf_nst.errors import StyleTransferError
 from tf_nst.features import build_feature_extractor
-from tf_nst.training import NetworkTrainer, TrainStepResult, is_chief, make_strategy, output_path
+from tf_nst.training import NetworkTrainer, TrainStepResult
 
 CONFIG = TrainConfig(
     size=16,

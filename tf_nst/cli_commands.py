@@ -184,7 +184,8 @@ def run_train(arguments: argparse.Namespace) -> int:
     plan = run.check_outputs(options, key)
 
     _import_tensorflow(verbose=arguments.debug)
-    from tf_nst.training import NetworkTrainer, is_chief, make_strategy
+    from tf_nst.distribute import is_chief, make_strategy
+    from tf_nst.training import NetworkTrainer
 
     console = run.Console(quiet=options.quiet, time_limit=config.time_limit)
     # Multi-worker training must create its strategy before any other TensorFlow work.

@@ -575,5 +575,3 @@ def _image_shape(image: np.ndarray) -> tuple[int, int, int]:
 def _check_positive_size(name: str, value: int) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-
