@@ -7,16 +7,16 @@ Usage:
 What is measured (benchmarks/README.md, "Fast style networks: apply", explains the tables):
 
 * Milliseconds per image of applying an exported stylizer (the SavedModel, through
-  `tf_nst.apply.load_stylizer`, as `tf-nst apply` does) at 256, 512, 1024 and 2048 px (long side,
+  `tf_nst.networks.apply.load_stylizer`, as `tf-nst apply` does) at 256, 512, 1024 and 2048 px (long side,
   4:3 landscape), for `--width 32` (Johnson's network) and 16, in fp32 and bf16; best of a few
   calls after a warm-up call at the same size.
 * Batched images/s at 512 px (`--batch` images per call).
 * Peak resident memory of each (width, precision), which is reached at the largest size, against
-  `tf_nst.apply.estimate_apply_bytes`.
+  `tf_nst.networks.apply.estimate_apply_bytes`.
 * Achieved GFLOP/s, from the network's convolutions counted analytically
-  (`tf_nst.transform.count_flops`), against a large float32 and bfloat16 matmul measured in the
+  (`tf_nst.networks.transform.count_flops`), against a large float32 and bfloat16 matmul measured in the
   same run.
-* With `--optimization`, the optimisation's default run at 512 px (`tf_nst.optimize.Stylizer`,
+* With `--optimization`, the optimisation's default run at 512 px (`tf_nst.optimize.optimization.Optimization`,
   VGG16 weights from ../shared, Tübingen and The Starry Night), once, and the ratio of its time
   to the network's time per image at 512 px.
 
@@ -68,8 +68,8 @@ def _shape(size: int) -> tuple[int, int]:
 
 
 def _job_export(job: dict) -> dict:
-    from tf_nst.export import export_stylizer
-    from tf_nst.transform import build_transform_network
+    from tf_nst.networks.export import export_stylizer
+    from tf_nst.networks.transform import build_transform_network
 
     export_stylizer(build_transform_network(job["width"]), job["path"], {"benchmark": True})
     return {}
@@ -78,8 +78,8 @@ def _job_export(job: dict) -> dict:
 def _job_apply(job: dict) -> dict:
     import numpy as np
 
-    from tf_nst.apply import estimate_apply_bytes, load_stylizer
-    from tf_nst.transform import count_flops
+    from tf_nst.networks.apply import estimate_apply_bytes, load_stylizer
+    from tf_nst.networks.transform import count_flops
 
     stylizer = load_stylizer(job["path"], job["precision"])
     generator = np.random.default_rng(0)
@@ -142,13 +142,13 @@ def _job_matmul(job: dict) -> dict:
 def _job_optimization(job: dict) -> dict:
     """The optimisation's default run at 512 px, timed from the images to the final image."""
     from tf_nst.config import StyleConfig
-    from tf_nst.images import load_image
-    from tf_nst.optimize import Stylizer
+    from tf_nst.image.decoding import load_image
+    from tf_nst.optimize.optimization import Optimization
 
     content, style = load_image(job["content"]), load_image(job["style"])
     started = time.perf_counter()
     config = StyleConfig(size=512, backbone="vgg16", weights=job["weights"])
-    stylizer = Stylizer(content, [style], config)
+    stylizer = Optimization(content, [style], config)
     for _ in stylizer.steps():
         pass
     final = stylizer.final_image()

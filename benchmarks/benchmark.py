@@ -14,7 +14,7 @@ What is measured (benchmarks/README.md explains how to read every table):
   by `tutorial_objective` in float32.
 * Peak resident memory of every configuration, each measured in its own process.
 * Achieved GFLOP/s of the tf_nst step against a large float32 and bfloat16 matmul.
-* Peak memory of one tf_nst step at 256 to 2048 px, against `tf_nst.memory.estimate_peak_bytes`.
+* Peak memory of one tf_nst step at 256 to 2048 px, against `tf_nst.optimize.memory.estimate_peak_bytes`.
 * With `--profile`, where the time of one tf_nst step goes, by op.
 
 Every measurement runs in a child process of this script (`--worker`, internal), so each peak
@@ -93,7 +93,7 @@ def _peak_rss_bytes() -> int:
 
 
 def _images(spec: dict, size: int):
-    from tf_nst.images import load_image, resize_to_long_side
+    from tf_nst.image.decoding import load_image, resize_to_long_side
 
     content = resize_to_long_side(load_image(spec["content"]), size)
     style = resize_to_long_side(load_image(spec["style"]), size)
@@ -261,8 +261,8 @@ def _tf_nst_config(spec: dict, size: int, precision: str, jit: bool, optimizer: 
 
 
 def _memory_estimate(height: int, width: int, precision: str) -> dict:
-    """Returns tf_nst.memory's estimate and its parts (one activation copy, fixed bytes)."""
-    from tf_nst import memory
+    """Returns tf_nst.optimize.memory's estimate and its parts (one activation copy, fixed bytes)."""
+    from tf_nst.optimize import memory
 
     layers = STYLE_LAYERS + CONTENT_LAYERS
     estimate = memory.estimate_peak_bytes(height, width, "vgg16", layers, precision)
@@ -285,17 +285,17 @@ def _memory_estimate(height: int, width: int, precision: str) -> dict:
 
 def _job_tf_nst(spec: dict, job: dict) -> dict:
     """Times `warmup + steps` steps of tf_nst; wall time between the steps the loop yields."""
-    from tf_nst.optimize import Stylizer
+    from tf_nst.optimize.optimization import Optimization
 
     content, style = _images(spec, job["size"])
     total = job["warmup"] + job["steps"]
     config = _tf_nst_config(
         spec, job["size"], job["precision"], job["jit"], job.get("optimizer", "adam"), total
     )
-    stylizer = Stylizer(content, [style], config)
+    optimization = Optimization(content, [style], config)
     times, losses = [], []
     last = time.perf_counter()
-    for result in stylizer.steps():
+    for result in optimization.steps():
         now = time.perf_counter()
         times.append(now - last)
         losses.append(result.loss)
@@ -307,8 +307,8 @@ def _job_tf_nst(spec: dict, job: dict) -> dict:
         "step_times": times,
         "seconds_per_step": statistics.median(timed),
         "losses": losses,
-        "precision": stylizer.precision,
-        **_memory_estimate(height, width, stylizer.precision),
+        "precision": optimization.precision,
+        **_memory_estimate(height, width, optimization.precision),
     }
 
 
@@ -318,7 +318,7 @@ def _job_race(spec: dict, job: dict) -> dict:
     Only the time spent inside tf_nst's loop counts; evaluating the objective every
     `eval_every` steps is excluded from the clock.
     """
-    from tf_nst.optimize import Stylizer
+    from tf_nst.optimize.optimization import Optimization
 
     content, style = _images(spec, job["size"])
     judge = TutorialStyleTransfer(spec["weights"], content, style)
@@ -327,8 +327,8 @@ def _job_race(spec: dict, job: dict) -> dict:
     config = _tf_nst_config(
         spec, job["size"], job["precision"], job["jit"], job["optimizer"], job["max_steps"]
     )
-    stylizer = Stylizer(content, [style], config)
-    steps = stylizer.steps()
+    optimization = Optimization(content, [style], config)
+    steps = optimization.steps()
     clock, step, curve = 0.0, 0, []
     reached_seconds = reached_step = None
     best_objective = math.inf
@@ -357,8 +357,8 @@ def _job_race(spec: dict, job: dict) -> dict:
         "steps": reached_step if reached_step is not None else step,
         "best_objective": best_objective,
         "curve": curve,
-        "precision": stylizer.precision,
-        "stop_reason": stylizer.stop_reason,
+        "precision": optimization.precision,
+        "stop_reason": optimization.stop_reason,
     }
 
 
@@ -421,15 +421,15 @@ def _job_profile(spec: dict, job: dict) -> dict:
     """Profiles tf_nst steps by op: a tf.profiler trace parsed from its XPlane protobuf."""
     import tensorflow as tf
 
-    from tf_nst.optimize import Stylizer
+    from tf_nst.optimize.optimization import Optimization
 
     content, style = _images(spec, job["size"])
     steps = job["steps"]
     config = _tf_nst_config(
         spec, job["size"], job["precision"], job["jit"], "adam", job["warmup"] + steps
     )
-    stylizer = Stylizer(content, [style], config)
-    iterator = stylizer.steps()
+    optimization = Optimization(content, [style], config)
+    iterator = optimization.steps()
     for _ in range(job["warmup"]):
         next(iterator)
     try:
@@ -437,7 +437,7 @@ def _job_profile(spec: dict, job: dict) -> dict:
     except ImportError:
         xplane_pb2 = None
     if xplane_pb2 is None:
-        return _profile_by_parts(stylizer, iterator, steps)
+        return _profile_by_parts(optimization, iterator, steps)
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)
         started = time.perf_counter()
@@ -447,7 +447,7 @@ def _job_profile(spec: dict, job: dict) -> dict:
         tf.profiler.experimental.stop()
         planes = list(pathlib.Path(logdir).rglob("*.xplane.pb"))
         if not planes:
-            return _profile_by_parts(stylizer, iterator, 0)
+            return _profile_by_parts(optimization, iterator, 0)
         space = xplane_pb2.XSpace()
         space.ParseFromString(planes[0].read_bytes())
     by_type: dict[str, float] = {}
@@ -481,15 +481,15 @@ def _job_profile(spec: dict, job: dict) -> dict:
     }
 
 
-def _profile_by_parts(stylizer, iterator, steps: int) -> dict:
+def _profile_by_parts(optimization, iterator, steps: int) -> dict:
     """Fallback profile: times the forward pass, forward + backward, and the loss alone."""
     import tensorflow as tf
 
     from tf_nst.losses import total_loss
 
-    image = tf.Variable(stylizer.best_image[None])
-    extractor = stylizer.extractor
-    targets = (stylizer._content_targets, stylizer._style_grams)
+    image = tf.Variable(optimization.best_image[None])
+    extractor = optimization.extractor
+    targets = (optimization._content_targets, optimization._style_grams)
 
     @tf.function
     def forward(image):
@@ -499,7 +499,7 @@ def _profile_by_parts(stylizer, iterator, steps: int) -> dict:
     def forward_backward(image):
         with tf.GradientTape() as tape:
             features = extractor(image, training=False)
-            loss, _ = total_loss(features, *targets, image, stylizer.weights)
+            loss, _ = total_loss(features, *targets, image, optimization.weights)
         return tape.gradient(loss, image)
 
     features = forward(image)
@@ -508,7 +508,7 @@ def _profile_by_parts(stylizer, iterator, steps: int) -> dict:
     def loss_only(features):
         with tf.GradientTape() as tape:
             tape.watch(features)
-            loss, _ = total_loss(features, *targets, image, stylizer.weights)
+            loss, _ = total_loss(features, *targets, image, optimization.weights)
         return tape.gradient(loss, features)
 
     def best_time(function, argument):
@@ -756,9 +756,9 @@ def main(argv=None) -> int:
     content, style = args.content, args.style
     image_note = f"content {content}, style {style}"
     if not (os.path.isfile(content) and os.path.isfile(style)):
-        from tf_nst import example_data
+        from tf_nst import examples
 
-        content, style = str(example_data.content_path()), str(example_data.style_path())
+        content, style = str(examples.content_path()), str(examples.style_path())
         image_note = f"shared images not found; using tf_nst's example images {content}, {style}"
     temporary = tempfile.TemporaryDirectory(prefix="tf_nst_benchmark_")
     weights = args.weights
@@ -1114,7 +1114,7 @@ def report(args, runner: Runner, out, best, image_note: str, weights_note: str) 
         )
         current = points[0][1]
         out(
-            f"tf_nst.memory now: ACTIVATION_COPIES = {current['activation_copies']}, "
+            f"tf_nst.optimize.memory now: ACTIVATION_COPIES = {current['activation_copies']}, "
             f"BASE_BYTES = {current['base_bytes'] / MB:.0f} MiB. Refitted to these points "
             f"(peak - fixed = BASE + COPIES * activation bytes, R^2 = {r2_fit:.4f}): "
             f"ACTIVATION_COPIES = {copies_fit:.2f}, BASE_BYTES = {base_fit / MB:.0f} * 2**20."

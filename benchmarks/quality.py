@@ -36,12 +36,15 @@ from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY))
 
-from tf_nst import colors, images  # noqa: E402
 from tf_nst.config import StyleConfig  # noqa: E402
-from tf_nst.features import build_feature_extractor  # noqa: E402
-from tf_nst.images import resize  # noqa: E402
+from tf_nst.features.extractor import build_feature_extractor  # noqa: E402
+from tf_nst.image import (
+    colors,
+    decoding,  # noqa: E402
+)
+from tf_nst.image.decoding import resize  # noqa: E402
 from tf_nst.losses import content_layer_loss, gram_matrix, style_layer_loss  # noqa: E402
-from tf_nst.optimize import Stylizer  # noqa: E402
+from tf_nst.optimize.optimization import Optimization  # noqa: E402
 
 SHARED = pathlib.Path(os.environ.get("TF_NST_SHARED", REPOSITORY.parent / "shared"))
 DEFAULT_WEIGHTS = SHARED / "weights" / "vgg16_imagenet_keras_convention_notop.weights.h5"
@@ -259,13 +262,13 @@ def run_setting(name, changes, arguments, measurer, loaded) -> list[dict]:
             if arguments.cached_only:
                 continue
             content, style = loaded[content_name], loaded[style_name]
-            stylizer = Stylizer(content, [style], config)
+            optimization = Optimization(content, [style], config)
             started = time.perf_counter()
-            for _ in stylizer.steps():
+            for _ in optimization.steps():
                 pass
             seconds = time.perf_counter() - started
-            output = stylizer.final_image()
-            style_side = round(stylizer.scales[-1].long_side * config.style_scale)
+            output = optimization.final_image()
+            style_side = round(optimization.scales[-1].long_side * config.style_scale)
             row = {
                 "setting": name,
                 "content_image": content_name,
@@ -277,7 +280,7 @@ def run_setting(name, changes, arguments, measurer, loaded) -> list[dict]:
                 "seconds": seconds,
             }
             picture = folder / f"{short(content_name)}__{short(style_name)}_{arguments.size}.png"
-            Image.fromarray(images.to_uint8(output)).save(picture)
+            Image.fromarray(decoding.to_uint8(output)).save(picture)
             row["image"] = str(picture)
             with cache.open("a") as stream:
                 stream.write(json.dumps(row) + "\n")
@@ -360,7 +363,7 @@ def contact_sheet(rows: list[dict], title: str, path: pathlib.Path, cell: int) -
 
     def paste(image, column, row_index):
         picture = (
-            Image.fromarray(images.to_uint8(image)) if isinstance(image, np.ndarray) else image
+            Image.fromarray(decoding.to_uint8(image)) if isinstance(image, np.ndarray) else image
         )
         picture = picture.copy()
         picture.thumbnail((width, cell), Image.LANCZOS)
@@ -418,8 +421,8 @@ def main() -> int:
         print(f"no weights file at {arguments.weights}: pass --weights", file=sys.stderr)
         return 2
     settings = dict(map(parse_setting, arguments.setting or ["defaults"]))
-    loaded = {name: images.load_image(image_path(name)) for name in arguments.contents}
-    loaded.update({name: images.load_image(image_path(name)) for name in arguments.styles})
+    loaded = {name: decoding.load_image(image_path(name)) for name in arguments.contents}
+    loaded.update({name: decoding.load_image(image_path(name)) for name in arguments.styles})
     measurer = Measurer(arguments.weights)
     print(f"# Quality grid, {arguments.size} px, {arguments.steps} steps\n", flush=True)
     print("| setting | content | style | " + " | ".join(COLUMNS) + " |", flush=True)

@@ -5,7 +5,7 @@ Usage:
     python benchmarks/train_benchmark.py [--sizes 128,256] [--widths 16,32]
         [--precisions fp32,bf16] [--steps 5] [--output table.md]
 
-For each (size, width, precision) a `tf_nst.training.NetworkTrainer` trains on ../shared/photos
+For each (size, width, precision) a `tf_nst.networks.training.NetworkTrainer` trains on ../shared/photos
 with The Starry Night and the shared VGG16 weights, batch 4, one device. After two warm-up steps
 (the first one traces and compiles the step), `--steps` steps are timed; the table gives training
 photos per second (the global batch over the mean step time, the data pipeline included) and the
@@ -43,8 +43,8 @@ def parse_arguments(arguments=None) -> argparse.Namespace:
 def time_training(size: int, width: int, precision: str, steps: int) -> tuple[float, float]:
     """Returns (photos per second, seconds per step) of `steps` timed training steps."""
     from tf_nst.config import TrainConfig
-    from tf_nst.images import load_image
-    from tf_nst.training import NetworkTrainer
+    from tf_nst.image.decoding import load_image
+    from tf_nst.networks.training import NetworkTrainer
 
     config = TrainConfig(
         size=size,
@@ -65,7 +65,7 @@ def time_training(size: int, width: int, precision: str, steps: int) -> tuple[fl
 
 def time_pipeline(size: int, batches: int = 20) -> float:
     """Returns the photo pipeline's photos per second alone (decode, crop, resize, batch)."""
-    from tf_nst import data
+    from tf_nst.networks import data
 
     photos = data.scan_photos(PHOTOS, validation=0, batch_size=4)
     dataset = data.training_dataset(photos.training, size, 4, seed=0).take(batches + 1)

@@ -43,7 +43,7 @@ VALIDATION = 8
 
 
 def held_out_photos(count: int) -> list[str]:
-    from tf_nst import data
+    from tf_nst.networks import data
 
     return list(data.scan_photos(PHOTOS, VALIDATION, 4).validation[:count])
 
@@ -53,7 +53,7 @@ class Evaluator:
 
     def __init__(self):
         from tf_nst.config import StyleConfig
-        from tf_nst.features import build_feature_extractor
+        from tf_nst.features.extractor import build_feature_extractor
 
         self.defaults = StyleConfig()
         layers = tuple(dict.fromkeys(self.defaults.content_layers + self.defaults.style_layers))
@@ -90,7 +90,7 @@ class Evaluator:
 
 
 def resized(image, long_side: int):
-    from tf_nst.optimize import resize_image, working_shape
+    from tf_nst.optimize.optimization import resize_image, working_shape
 
     return resize_image(image, *working_shape(image.shape, long_side)).numpy()
 
@@ -103,8 +103,8 @@ def summary(rows: list[dict[str, float]]) -> dict[str, float]:
 
 def train(name: str, seconds: float, settings: dict) -> None:
     from tf_nst.config import TrainConfig
-    from tf_nst.images import load_image
-    from tf_nst.training import NetworkTrainer
+    from tf_nst.image.decoding import load_image
+    from tf_nst.networks.training import NetworkTrainer
 
     values = {
         "size": 128,
@@ -136,8 +136,8 @@ def train(name: str, seconds: float, settings: dict) -> None:
 
 def reference(count: int, size: int) -> None:
     from tf_nst.config import StyleConfig
-    from tf_nst.images import load_image
-    from tf_nst.optimize import Stylizer
+    from tf_nst.image.decoding import load_image
+    from tf_nst.optimize.optimization import Optimization
 
     evaluator = Evaluator()
     style = load_image(STYLE)
@@ -145,15 +145,15 @@ def reference(count: int, size: int) -> None:
     for path in held_out_photos(count):
         photo = resized(load_image(path), size)
         started = time.perf_counter()
-        stylizer = Stylizer(
+        optimization = Optimization(
             photo, [style], StyleConfig(size=size, backbone="vgg16", weights=str(WEIGHTS))
         )
-        for _ in stylizer.steps():
+        for _ in optimization.steps():
             pass
         seconds = time.perf_counter() - started
         rows.append(
             {
-                **evaluator.measure(photo, stylizer.final_image(), resized(style, size)),
+                **evaluator.measure(photo, optimization.final_image(), resized(style, size)),
                 "seconds": seconds,
             }
         )
@@ -164,8 +164,8 @@ def reference(count: int, size: int) -> None:
 def evaluate(names: list[str], count: int, size: int) -> None:
     import keras
 
-    import tf_nst.transform  # noqa: F401 -- registers the network's layers for loading
-    from tf_nst.images import load_image
+    import tf_nst.networks.transform  # noqa: F401 -- registers the network's layers for loading
+    from tf_nst.image.decoding import load_image
 
     evaluator = Evaluator()
     style = load_image(STYLE)

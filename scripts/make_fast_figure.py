@@ -17,20 +17,20 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw
 
-from tf_nst import images
 from tf_nst.config import StyleConfig
-from tf_nst.optimize import Stylizer
+from tf_nst.image import decoding
+from tf_nst.optimize.optimization import Optimization
 
 
 def _network(path: str):
     if path.endswith(".keras"):
         import keras
 
-        import tf_nst.transform  # noqa: F401  (registers the network's layers)
+        import tf_nst.networks.transform  # noqa: F401  (registers the network's layers)
 
         model = keras.saving.load_model(path, safe_mode=True)
         return lambda batch: np.asarray(model(batch, training=False))
-    from tf_nst.apply import load_stylizer
+    from tf_nst.networks.apply import load_stylizer
 
     stylizer = load_stylizer(path, precision="auto")
     return lambda batch: np.asarray(stylizer(batch))
@@ -48,17 +48,17 @@ def main() -> None:
     arguments = parser.parse_args()
 
     network = _network(arguments.model)
-    style = images.load_image(arguments.style)
+    style = decoding.load_image(arguments.style)
     config = StyleConfig(size=arguments.size, backbone="vgg16", weights=arguments.weights, seed=0)
     rows = []
     for name in arguments.names:
-        photo = images.load_image(pathlib.Path(arguments.photos) / name, long_side=arguments.size)
+        photo = decoding.load_image(pathlib.Path(arguments.photos) / name, long_side=arguments.size)
         network(photo[None])  # the first call traces the graph; time the second
         started = time.perf_counter()
         fast = network(photo[None])[0]
         fast_seconds = time.perf_counter() - started
         started = time.perf_counter()
-        stylizer = Stylizer(photo, [style], config)
+        stylizer = Optimization(photo, [style], config)
         for _ in stylizer.steps():
             pass
         slow = stylizer.final_image()
@@ -84,7 +84,7 @@ def _save_grid(rows, path: str) -> None:
     for row, height in zip(rows, heights, strict=True):
         for column, (picture, text) in enumerate(row):
             left = column * (width + 10)
-            sheet.paste(Image.fromarray(images.to_uint8(picture)), (left, top + caption))
+            sheet.paste(Image.fromarray(decoding.to_uint8(picture)), (left, top + caption))
             draw.text((left + 2, top + 3), text, fill="black")
         top += height + caption + gap
     sheet.save(path, quality=88)

@@ -24,9 +24,10 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
-from tf_nst import example_data, images  # noqa: E402
+from tf_nst import examples
 from tf_nst.config import StyleConfig  # noqa: E402
-from tf_nst.optimize import Stylizer  # noqa: E402
+from tf_nst.image import decoding  # noqa: E402
+from tf_nst.optimize.optimization import Optimization  # noqa: E402
 
 REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
 OUTPUT = REPOSITORY / "docs" / "images"
@@ -35,16 +36,16 @@ PANEL_HEIGHT = 256
 
 def run(content, styles, config: StyleConfig, init_image=None):
     """Stylizes and returns (image, seconds, best loss, steps)."""
-    stylizer = Stylizer(content, styles, config, init_image=init_image)
+    optimization = Optimization(content, styles, config, init_image=init_image)
     started = time.perf_counter()
-    for _ in stylizer.steps():
+    for _ in optimization.steps():
         pass
-    return stylizer.final_image(), time.perf_counter() - started, stylizer.best_loss, stylizer.step
+    return optimization.final_image(), time.perf_counter() - started, optimization.best_loss, optimization.step
 
 
 def labelled(image: np.ndarray, label: str, height: int = PANEL_HEIGHT) -> Image.Image:
     """Returns `image` scaled to `height` with `label` on a strip below it."""
-    picture = Image.fromarray(images.to_uint8(image))
+    picture = Image.fromarray(decoding.to_uint8(image))
     width = max(1, round(picture.width * height / picture.height))
     picture = picture.resize((width, height), Image.LANCZOS)
     panel = Image.new("RGB", (width, height + 22), "white")
@@ -119,16 +120,16 @@ def main() -> int:
 
     base = StyleConfig(backbone="vgg16", weights=arguments.weights, seed=0)
     small = base.replace(size=arguments.size, steps=arguments.steps)
-    village = images.load_image(example_data.content_path())
-    example_style = images.load_image(example_data.style_path())
-    starry = images.load_image(shared / "starry_night.jpg")
-    shipwreck = images.load_image(shared / "shipwreck.jpg")
+    village = decoding.load_image(examples.content_path())
+    example_style = decoding.load_image(examples.style_path())
+    starry = decoding.load_image(shared / "starry_night.jpg")
+    shipwreck = decoding.load_image(shared / "shipwreck.jpg")
     timings = {}
 
     if wanted("headline"):
         # The photo itself stays in ../shared: only the painting (public domain) and our result
         # are shown.
-        tubingen = images.load_image(shared / "tubingen.jpg")
+        tubingen = decoding.load_image(shared / "tubingen.jpg")
         result, seconds, loss, steps = run(tubingen, [starry], base)
         timings["headline"] = {"seconds": round(seconds, 1), "loss": loss, "steps": steps}
         row(
@@ -227,7 +228,7 @@ def main() -> int:
             shutil.rmtree(scaled.parent, ignore_errors=True)
         row(panels, "normalization")
     if arguments.hires_image and wanted("hires"):
-        picture = images.load_image(arguments.hires_image)
+        picture = decoding.load_image(arguments.hires_image)
         height, width = picture.shape[:2]
         top, left = round(height * 0.12), round(width * 0.52)
         crop = picture[top : top + 384, left : left + 512]

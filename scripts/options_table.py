@@ -4,7 +4,7 @@
 (tests/test_cli_options.py checks it), so `--help`, the README and the defaults cannot disagree.
 """
 
-from tf_nst.cli_options import readme_tables
+from tf_nst.cli.options import readme_tables
 
 if __name__ == "__main__":
     print(readme_tables())

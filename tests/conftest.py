@@ -39,7 +39,7 @@ def shared_images() -> pathlib.Path:
 def tiny_extractor():
     """A randomly initialised VGG19 with the real layer names and 1/16 of the filters."""
     from tf_nst.config import StyleConfig
-    from tf_nst.features import build_feature_extractor
+    from tf_nst.features.extractor import build_feature_extractor
 
     config = StyleConfig()
     return build_feature_extractor(

@@ -36,7 +36,7 @@ def tiny_parts():
     import numpy as np
 
     from tf_nst.config import TrainConfig
-    from tf_nst.features import build_feature_extractor
+    from tf_nst.features.extractor import build_feature_extractor
 
     defaults = TrainConfig()
     keras.utils.set_random_seed(0)
@@ -64,7 +64,7 @@ def mirrored(photos: str) -> dict:
     import numpy as np
 
     from tf_nst.config import TrainConfig
-    from tf_nst.training import NetworkTrainer
+    from tf_nst.networks.training import NetworkTrainer
 
     keras.optimizers.Adam = keras.optimizers.SGD
     extractor, style = tiny_parts()
@@ -100,14 +100,14 @@ def mirrored(photos: str) -> dict:
 
 def multiworker(photos: str, output: str) -> dict:
     """A few steps under MultiWorkerMirroredStrategy; the chief alone keeps what it writes."""
-    from tf_nst.distribute import make_strategy
+    from tf_nst.networks.distribute import make_strategy
 
     # First: the strategy starts this task's server and joins the cluster.
     strategy = make_strategy("multiworker")
 
     from tf_nst.config import TrainConfig
-    from tf_nst.distribute import is_chief, output_path
-    from tf_nst.training import NetworkTrainer
+    from tf_nst.networks.distribute import is_chief, output_path
+    from tf_nst.networks.training import NetworkTrainer
 
     extractor, style = tiny_parts()
     config = TrainConfig(

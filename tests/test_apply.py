@@ -1,4 +1,4 @@
-"""Tests for the stylizer export (tf_nst.export.export_stylizer) and its use (tf_nst.apply).
+"""Tests for the stylizer export (tf_nst.networks.export.export_stylizer) and its use (tf_nst.networks.apply).
 
 One `width=4` network is exported once per module. The SavedModel is reloaded in a fresh Python
 process that never imports tf_nst; tiling, memory and file handling run on small images, except
@@ -16,16 +16,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tf_nst.apply import (
+from tf_nst.errors import StyleTransferError
+from tf_nst.networks.apply import (
     TILE_BLEND,
     TILE_HALO,
     apply_to_files,
     estimate_apply_bytes,
     load_stylizer,
 )
-from tf_nst.errors import StyleTransferError
-from tf_nst.export import STYLIZER_METADATA, export_stylizer
-from tf_nst.transform import build_transform_network
+from tf_nst.networks.export import STYLIZER_METADATA, export_stylizer
+from tf_nst.networks.transform import build_transform_network
 
 INPUT_SHAPES = {"odd": (1, 37, 53, 3), "batch": (2, 64, 48, 3)}
 METADATA = {"styles": [{"name": "starry_night.jpg", "sha256": "0" * 64}], "steps": 3}
@@ -53,7 +53,7 @@ import sys
 
 import numpy as np
 
-from tf_nst.apply import estimate_apply_bytes, load_stylizer
+from tf_nst.networks.apply import estimate_apply_bytes, load_stylizer
 
 stylizer = load_stylizer(sys.argv[1])
 image = np.random.default_rng(0).random((3072, 4096, 3), dtype=np.float32)

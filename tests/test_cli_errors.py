@@ -525,7 +525,7 @@ def test_weights_of_the_wrong_architecture_are_refused(inputs, vgg16_weights, tm
 
 
 class _FailingStylizer:
-    """Stands in for `Stylizer`: builds fine, then fails at the first step."""
+    """Stands in for `Optimization`: builds fine, then fails at the first step."""
 
     error: BaseException = RuntimeError("simulated Keras failure")
     precision = "fp32"
@@ -549,8 +549,9 @@ class _FailingStylizer:
 def test_a_run_that_fails_before_its_first_step_leaves_no_run_directory(
     error, inputs, tmp_path, monkeypatch, capsys
 ):
-    from tf_nst import cli, optimize
+    from tf_nst import cli
     from tf_nst.errors import StyleTransferError
+    from tf_nst.optimize import optimization
 
     failing = type(
         "Failing",
@@ -561,7 +562,7 @@ def test_a_run_that_fails_before_its_first_step_leaves_no_run_directory(
             else StyleTransferError("simulated problem: fix it")
         },
     )
-    monkeypatch.setattr(optimize, "Stylizer", failing)
+    monkeypatch.setattr(optimization, "Optimization", failing)
     logdir = tmp_path / "logs"
     argv = [
         "stylize",
@@ -654,5 +655,5 @@ def test_a_run_leaves_no_temporary_files(inputs, vgg16_weights, tmp_path):
 
 def test_cli_module_imports_without_tensorflow():
     # The early refusals above rely on this: validation happens before TensorFlow loads.
-    code = "import sys, tf_nst.cli, tf_nst.images; sys.exit('tensorflow' in sys.modules)"
+    code = "import sys, tf_nst.cli, tf_nst.image.decoding; sys.exit('tensorflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0

@@ -14,7 +14,8 @@ import sys
 import pytest
 from conftest import REPOSITORY
 
-from tf_nst import __version__, cli, cli_options
+from tf_nst import __version__, cli
+from tf_nst.cli import options
 from tf_nst.config import OutputOptions, StyleConfig
 
 
@@ -31,7 +32,7 @@ def _help(*command: str) -> str:
 def test_readme_holds_the_generated_options_tables():
     readme = (REPOSITORY / "README.md").read_text()
 
-    for table in cli_options.readme_tables().split("\n\n"):
+    for table in options.readme_tables().split("\n\n"):
         assert table in readme, f"README.md lacks (run scripts/options_table.py):\n{table}"
 
 
@@ -63,17 +64,17 @@ def test_stylize_help_lists_every_config_field_with_its_dataclass_default():
 def test_a_flag_not_given_leaves_the_dataclass_default():
     arguments = cli.build_parser().parse_args(["stylize", "a.png", "b.png", "--size", "64"])
 
-    config = cli_options.from_arguments(StyleConfig, arguments)
+    config = options.from_arguments(StyleConfig, arguments)
 
     assert config == StyleConfig(size=64)
-    assert cli_options.from_arguments(OutputOptions, arguments) == OutputOptions()
+    assert options.from_arguments(OutputOptions, arguments) == OutputOptions()
 
 
 def test_comma_lists_become_tuples_and_bad_numbers_name_the_flag(capsys):
     arguments = cli.build_parser().parse_args(
         ["stylize", "a.png", "b.png", "--style-layers", "block1_conv1, block2_conv1"]
     )
-    assert cli_options.from_arguments(StyleConfig, arguments).style_layers == (
+    assert options.from_arguments(StyleConfig, arguments).style_layers == (
         "block1_conv1",
         "block2_conv1",
     )

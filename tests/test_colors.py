@@ -1,10 +1,10 @@
-"""Tests for tf_nst.colors (colour preservation after Gatys et al. 2016)."""
+"""Tests for tf_nst.image.colors (colour preservation after Gatys et al. 2016)."""
 
 import numpy as np
 import pytest
 
-from tf_nst import colors
 from tf_nst.errors import StyleTransferError
+from tf_nst.image import colors
 
 
 def _random_image(seed, height=24, width=32):

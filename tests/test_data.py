@@ -1,4 +1,4 @@
-"""Tests of the photo pipeline (tf_nst.data): finding, checking, splitting and streaming photos."""
+"""Tests of the photo pipeline (tf_nst.networks.data): finding, checking, splitting and streaming photos."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tf_nst import data
 from tf_nst.errors import StyleTransferError
+from tf_nst.networks import data
 
 # Distinct flat colours: every crop of photo k is colour k, so a batch names the photos it shows.
 COLOURS = [(index * 20 + 10, 255 - index * 20, (index * 97) % 256) for index in range(12)]

@@ -18,12 +18,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from tf_nst import images
 from tf_nst.config import StyleConfig
-from tf_nst.features import build_feature_extractor
-from tf_nst.images import resize
+from tf_nst.features.extractor import build_feature_extractor
+from tf_nst.image import decoding
+from tf_nst.image.decoding import resize
 from tf_nst.losses import gram_matrix, style_layer_loss
-from tf_nst.optimize import Stylizer
+from tf_nst.optimize.optimization import Optimization
 
 pytestmark = [pytest.mark.real_weights, pytest.mark.slow]
 
@@ -66,7 +66,7 @@ def synthetic_portrait(height: int = 96, width: int = 128) -> tuple[np.ndarray, 
     The face is a distinct object: an outlined oval with two eyes, a nose and a mouth, over a
     third of the picture, as a sitter's face is in a portrait.
     """
-    picture = Image.fromarray(images.to_uint8(brushwork(height, width)))
+    picture = Image.fromarray(decoding.to_uint8(brushwork(height, width)))
     draw = ImageDraw.Draw(picture)
     (row, column), (radius_y, radius_x) = FACE_CENTRE, FACE_RADII
     draw.ellipse(
@@ -109,15 +109,15 @@ def measuring_network(vgg16_weights):
 
 @pytest.fixture(scope="module")
 def golden_gate(shared_images):
-    return images.load_image(shared_images / "golden_gate.jpg")
+    return decoding.load_image(shared_images / "golden_gate.jpg")
 
 
 def _default_result(content, style, vgg16_weights) -> np.ndarray:
     config = StyleConfig(backbone="vgg16", weights=str(vgg16_weights), size=128, steps=100, seed=0)
-    stylizer = Stylizer(content, [style], config)
-    for _ in stylizer.steps():
+    optimization = Optimization(content, [style], config)
+    for _ in optimization.steps():
         pass
-    return stylizer.final_image()
+    return optimization.final_image()
 
 
 def _features(network, image):
@@ -177,7 +177,7 @@ def test_a_dark_painting_darkens_a_bright_photo(golden_gate, shared_images, vgg1
     the new defaults give (0.09, 0.48, 0.85), 34% of the way. The result must not lift the dark
     end above both images' (0.02 of room), must bring the bright end at least a fifth of the way
     from the photo's to the painting's, and must keep at least 0.8 of the painting's spread."""
-    shipwreck = images.load_image(shared_images / "shipwreck.jpg")
+    shipwreck = decoding.load_image(shared_images / "shipwreck.jpg")
     output = _default_result(golden_gate, shipwreck, vgg16_weights)
     photo = resize(np.asarray(golden_gate, np.float32), *output.shape[:2])
     result, painting, original = map(quality.luminance_percentiles, (output, shipwreck, photo))

@@ -1,4 +1,4 @@
-"""Tests for tf_nst.export and `tf-nst export`: the SavedModel must stand on its own.
+"""Tests for tf_nst.networks.export and `tf-nst export`: the SavedModel must stand on its own.
 
 Each exported model is reloaded in a fresh Python process that never imports tf_nst, called on
 two input sizes through its `serving_default` signature, and compared with the Keras model it came
@@ -16,8 +16,8 @@ import pytest
 from conftest import run_cli
 
 from tf_nst.errors import StyleTransferError
-from tf_nst.export import export_feature_extractor
-from tf_nst.features import build_feature_extractor
+from tf_nst.features.export import export_feature_extractor
+from tf_nst.features.extractor import build_feature_extractor
 
 REAL_LAYERS = ("block1_conv1", "block3_conv1", "block5_conv3")
 # Two batches of different sizes; 37 and 53 are odd so every pooling rounds down.

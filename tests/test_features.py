@@ -1,4 +1,4 @@
-"""Tests for tf_nst.features: layer names, preprocessing, the extractor and weight resolution."""
+"""Tests for tf_nst.features.extractor: layer names, preprocessing, the extractor and weight resolution."""
 
 import os
 import socket
@@ -11,14 +11,14 @@ import tensorflow as tf
 
 from tf_nst.config import StyleConfig
 from tf_nst.errors import StyleTransferError
-from tf_nst.features import (
+from tf_nst.features.extractor import (
     VGGPreprocess,
     build_feature_extractor,
     layer_names,
     minimum_input_side,
     validate_layers,
 )
-from tf_nst.weights_file import check_weights_file, keras_weights_name
+from tf_nst.features.weights_file import check_weights_file, keras_weights_name
 
 TINY_LAYERS = (
     "block4_conv2",
@@ -396,6 +396,6 @@ def test_imagenet_weights_offline_tells_to_pass_weights(monkeypatch, network_att
     ],
 )
 def test_auto_precision_follows_the_hardware(gpus, flags, expected):
-    from tf_nst.features import precision_for_hardware
+    from tf_nst.precision import precision_for_hardware
 
     assert precision_for_hardware(gpus, flags) == expected

@@ -1,4 +1,4 @@
-"""Tests of tf_nst.images: every test image is generated here, in memory or in tmp_path."""
+"""Tests of tf_nst.image.decoding: every test image is generated here, in memory or in tmp_path."""
 
 import io
 import os
@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from tf_nst import images, writing
 from tf_nst.errors import StyleTransferError
-from tf_nst.images import (
+from tf_nst.image import decoding, writing
+from tf_nst.image.decoding import (
     MAX_PIXELS,
     decode_image,
     load_image,
@@ -23,7 +23,12 @@ from tf_nst.images import (
     resize_to_long_side,
     to_uint8,
 )
-from tf_nst.writing import OUTPUT_EXTENSIONS, atomic_write_bytes, check_output_path, save_image
+from tf_nst.image.writing import (
+    OUTPUT_EXTENSIONS,
+    atomic_write_bytes,
+    check_output_path,
+    save_image,
+)
 
 # --- helpers -----------------------------------------------------------------------------------
 
@@ -488,11 +493,11 @@ def test_reduced_exif_rotated_jpeg_is_upright_at_the_turned_working_shape():
 
 def test_read_image_info_reads_the_header_only(tmp_path):
     path = write(tmp_path, "big.png", encode(Image.new("L", (3000, 20)), "PNG"))
-    info = images.read_image_info(path)
+    info = decoding.read_image_info(path)
     assert (info.height, info.width, info.mode) == (20, 3000, "L")
     assert info.file_bytes == path.stat().st_size
-    assert images.loaded_shape(info, 300) == (2, 300)
-    assert images.loaded_shape(info, 5000) == (20, 3000)
+    assert decoding.loaded_shape(info, 300) == (2, 300)
+    assert decoding.loaded_shape(info, 5000) == (20, 3000)
 
 
 @pytest.mark.parametrize(
@@ -505,17 +510,17 @@ def test_read_image_info_reads_the_header_only(tmp_path):
 def test_read_image_info_refuses_what_load_image_refuses(tmp_path, name, data, expected):
     path = tmp_path / name if data is None else write(tmp_path, name, data)
     with pytest.raises(StyleTransferError, match=expected) as raised:
-        images.read_image_info(path)
+        decoding.read_image_info(path)
     assert_one_line(raised)
 
 
 def test_decode_peak_bound_counts_full_size_storage_and_reduced_floats():
     """A 9000x9000 RGB PNG at long side 512: 81 M pixels in Pillow's 4-byte storage, and the
     float work at the reduced 1125x1125 (factor 8 keeps >= 2 x 512)."""
-    info = images.ImageInfo(9000, 9000, "RGB", 258_000)
-    expected = 258_000 + 81_000_000 * 4 + 1125 * 1125 * images.FLOAT_WORK_BYTES_PER_PIXEL
-    assert images.decode_peak_bytes(info, 512) == expected
-    assert images.decode_peak_bytes(info) > 81_000_000 * images.FLOAT_WORK_BYTES_PER_PIXEL
+    info = decoding.ImageInfo(9000, 9000, "RGB", 258_000)
+    expected = 258_000 + 81_000_000 * 4 + 1125 * 1125 * decoding.FLOAT_WORK_BYTES_PER_PIXEL
+    assert decoding.decode_peak_bytes(info, 512) == expected
+    assert decoding.decode_peak_bytes(info) > 81_000_000 * decoding.FLOAT_WORK_BYTES_PER_PIXEL
 
 
 # --- decoding: metadata ------------------------------------------------------------------------

@@ -12,10 +12,10 @@ import pytest
 from conftest import run_cli
 from PIL import Image, ImageDraw
 
-from tf_nst import images
 from tf_nst.config import StyleConfig
 from tf_nst.errors import StyleTransferError
-from tf_nst.memory import (
+from tf_nst.image import decoding
+from tf_nst.optimize.memory import (
     BASE_BYTES,
     check_fits,
     estimate_peak_bytes,
@@ -87,22 +87,23 @@ def test_cli_refuses_a_run_that_cannot_fit(vgg16_weights, tmp_path):
 _MEASURE_RUN = """
 import json, sys
 spec = json.loads(sys.argv[1])
-from tf_nst import images, memory
+from tf_nst.image import decoding
+from tf_nst.optimize import memory
 from tf_nst.config import StyleConfig
 config = StyleConfig(**spec["config"])
-infos = [images.read_image_info(path) for path in [spec["content"], *spec["styles"]]]
+infos = [decoding.read_image_info(path) for path in [spec["content"], *spec["styles"]]]
 estimate = memory.estimate_run_bytes(config, infos[0], infos[1:])
 content_side, style_side = memory.load_sides(config)
-content = images.load_image(spec["content"], long_side=content_side)
-styles = [images.load_image(path, long_side=style_side) for path in spec["styles"]]
-from tf_nst.features import build_feature_extractor
-from tf_nst.optimize import Stylizer
+content = decoding.load_image(spec["content"], long_side=content_side)
+styles = [decoding.load_image(path, long_side=style_side) for path in spec["styles"]]
+from tf_nst.features.extractor import build_feature_extractor
+from tf_nst.optimize.optimization import Optimization
 layers = config.content_layers + config.style_layers
 extractor = build_feature_extractor(layers, config.backbone, None, "max", config.precision)
-stylizer = Stylizer(content, styles, config, extractor)
-for result in stylizer.steps():
+optimization = Optimization(content, styles, config, extractor)
+for result in optimization.steps():
     pass
-stylizer.final_image()
+optimization.final_image()
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over an exec, so it would include the RSS of
 # the pytest process this one was forked from.
 with open("/proc/self/status") as status:
@@ -169,8 +170,8 @@ def test_the_run_estimate_counts_decoding_the_full_size_image():
     """9000x9000 RGB PNG at --size 512, one scale: decoding it holds 81 M pixels of Pillow's
     4-byte storage (324 MB), more than the whole step, so the estimate must include that."""
     config = StyleConfig(size=512, steps=10, scales=1, precision="fp32")
-    small = images.ImageInfo(512, 512)
-    huge = images.ImageInfo(9000, 9000, "RGB", 258_000)
+    small = decoding.ImageInfo(512, 512)
+    huge = decoding.ImageInfo(9000, 9000, "RGB", 258_000)
     difference = estimate_run_bytes(config, huge, [small]) - estimate_run_bytes(
         config, small, [small]
     )
@@ -179,7 +180,7 @@ def test_the_run_estimate_counts_decoding_the_full_size_image():
 
 def test_the_run_estimate_grows_with_the_style_scale():
     config = StyleConfig(size=256, steps=10, precision="fp32")
-    image = images.ImageInfo(2000, 2000)
+    image = decoding.ImageInfo(2000, 2000)
     small = estimate_run_bytes(config, image, [image])
     large = estimate_run_bytes(config.replace(style_scale=4), image, [image])
     # The style at 1024 px: its forward activations alone are over 1 GB in fp32.
@@ -189,8 +190,8 @@ def test_the_run_estimate_grows_with_the_style_scale():
 def test_the_run_estimate_imports_no_tensorflow():
     code = (
         "import sys; from tf_nst import memory, images; from tf_nst.config import StyleConfig; "
-        "memory.estimate_run_bytes(StyleConfig(), images.ImageInfo(300, 400), "
-        "[images.ImageInfo(300, 300)]); "
+        "memory.estimate_run_bytes(StyleConfig(), decoding.ImageInfo(300, 400), "
+        "[decoding.ImageInfo(300, 300)]); "
         "print(sorted({'tensorflow', 'keras', 'scipy'} & set(sys.modules)))"
     )
     output = subprocess.run(

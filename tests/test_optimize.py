@@ -1,4 +1,4 @@
-"""Tests for tf_nst.optimize: the loop, keep-best, scales, inits, L-BFGS, stops and resume.
+"""Tests for tf_nst.optimize.optimization: the loop, keep-best, scales, inits, L-BFGS, stops and resume.
 
 All runs use the tiny random VGG19 (`tiny_extractor`) on 24x32 images at size 32, for a few
 steps each, so the whole file stays fast on a shared CPU.
@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_nst import colors, images, losses
+from tf_nst import losses
 from tf_nst.config import StyleConfig
 from tf_nst.errors import StyleTransferError
-from tf_nst.optimize import Stylizer, stylize
-from tf_nst.scales import working_shape
+from tf_nst.image import colors, decoding
+from tf_nst.optimize.optimization import Optimization, stylize
+from tf_nst.optimize.scales import working_shape
 
 
 def _config(**changes):
@@ -24,17 +25,17 @@ def _config(**changes):
 
 
 def _run(content, styles, extractor, init_image=None, **changes):
-    """Runs a whole stylization; returns the stylizer and every StepResult."""
-    stylizer = Stylizer(content, styles, _config(**changes), extractor, init_image)
-    return stylizer, list(stylizer.steps())
+    """Runs a whole stylization; returns the optimization and every StepResult."""
+    optimization = Optimization(content, styles, _config(**changes), extractor, init_image)
+    return optimization, list(optimization.steps())
 
 
-def _assert_final_is_best(stylizer, results):
+def _assert_final_is_best(optimization, results):
     """final_image() must be the post-processed evaluated image of lowest loss."""
     losses_seen = [result.loss for result in results]
     best = int(np.argmin(losses_seen))
-    assert stylizer.best_loss == losses_seen[best]
-    np.testing.assert_array_equal(stylizer.final_image(), stylizer.postprocess(results[best].image))
+    assert optimization.best_loss == losses_seen[best]
+    np.testing.assert_array_equal(optimization.final_image(), optimization.postprocess(results[best].image))
     return best
 
 
@@ -43,29 +44,29 @@ def _assert_final_is_best(stylizer, results):
 
 def test_adam_loss_falls_over_30_steps(tiny_extractor, random_images):
     content, style = random_images
-    stylizer, results = _run(content, [style], tiny_extractor, steps=30)
+    optimization, results = _run(content, [style], tiny_extractor, steps=30)
     assert len(results) == 30
     assert [result.step for result in results] == list(range(1, 31))
     assert results[-1].loss < results[0].loss
-    assert stylizer.best_loss < results[0].loss
-    assert stylizer.stop_reason is None
+    assert optimization.best_loss < results[0].loss
+    assert optimization.stop_reason is None
 
 
 def test_keep_best_returns_the_lowest_loss_image_not_the_last(tiny_extractor, random_images):
     """A learning rate of 5 (the image lives in [0, 1]) overshoots: the loss jumps up after the
     first step, so the best image is an early one and the last image is worse."""
     content, style = random_images
-    stylizer, results = _run(content, [style], tiny_extractor, steps=12, learning_rate=5.0)
+    optimization, results = _run(content, [style], tiny_extractor, steps=12, learning_rate=5.0)
     losses_seen = [result.loss for result in results]
     assert losses_seen[1] > losses_seen[0]  # the premise: the loss rises after the first step
-    best = _assert_final_is_best(stylizer, results)
+    best = _assert_final_is_best(optimization, results)
     assert losses_seen[-1] > losses_seen[best]
-    assert not np.allclose(stylizer.final_image(), stylizer.postprocess(results[-1].image))
+    assert not np.allclose(optimization.final_image(), optimization.postprocess(results[-1].image))
     for result in results:
         assert np.isfinite(result.image.numpy()).all()
         assert float(tf.reduce_min(result.image)) >= 0.0
         assert float(tf.reduce_max(result.image)) <= 1.0
-    assert np.isfinite(stylizer.final_image()).all()
+    assert np.isfinite(optimization.final_image()).all()
 
 
 def test_step_results_track_the_best_so_far(tiny_extractor, random_images):
@@ -137,20 +138,20 @@ def test_content_init_starts_from_the_content_image(tiny_extractor, random_image
 def test_style_init_starts_from_the_style_image(tiny_extractor, random_images):
     content, style = random_images
     first = _first_image(content, style, tiny_extractor, init="style")
-    np.testing.assert_allclose(first, images.resize(style, 24, 32), atol=1e-6)
+    np.testing.assert_allclose(first, decoding.resize(style, 24, 32), atol=1e-6)
 
 
 def test_path_init_starts_from_the_given_image(tiny_extractor, random_images):
     content, style = random_images
     start = np.random.default_rng(9).random((48, 64, 3), dtype=np.float32)
     first = _first_image(content, style, tiny_extractor, start, init="start.png")
-    np.testing.assert_allclose(first, images.resize(start, 24, 32), atol=1e-6)
+    np.testing.assert_allclose(first, decoding.resize(start, 24, 32), atol=1e-6)
 
 
 def test_path_init_without_image_raises(tiny_extractor, random_images):
     content, style = random_images
     with pytest.raises(StyleTransferError, match="init_image"):
-        Stylizer(content, [style], _config(init="start.png"), tiny_extractor)
+        Optimization(content, [style], _config(init="start.png"), tiny_extractor)
 
 
 # --- validation: one line, before anything runs ------------------------------------------------
@@ -195,12 +196,12 @@ def test_a_working_image_one_pixel_thin_is_a_size_error_not_a_nan(tiny_extractor
     with pytest.raises(
         StyleTransferError, match=r"works at 100x1 px.*below the 2 px the total-variation term"
     ):
-        Stylizer(content, [style], config, tiny_extractor)
+        Optimization(content, [style], config, tiny_extractor)
 
 
 def test_two_pixels_thin_is_enough_for_block1_layers():
     """The floor is exactly what the TV term needs: at 2 px thin every term is finite."""
-    from tf_nst.features import build_feature_extractor
+    from tf_nst.features.extractor import build_feature_extractor
 
     shallow = build_feature_extractor(("block1_conv1", "block1_conv2"), "vgg19", None, "max")
     generator = np.random.default_rng(3)
@@ -209,9 +210,9 @@ def test_two_pixels_thin_is_enough_for_block1_layers():
     config = _config(
         size=100, steps=2, content_layers=("block1_conv2",), style_layers=("block1_conv1",)
     )
-    stylizer = Stylizer(content, [style], config, shallow)
-    results = list(stylizer.steps())
-    assert stylizer.stop_reason is None
+    optimization = Optimization(content, [style], config, shallow)
+    results = list(optimization.steps())
+    assert optimization.stop_reason is None
     assert all(np.isfinite(result.loss) for result in results)
 
 
@@ -220,10 +221,10 @@ def test_two_pixels_thin_is_enough_for_block1_layers():
 
 def test_time_limit_stops_early_with_a_final_image(tiny_extractor, random_images):
     content, style = random_images
-    stylizer, results = _run(content, [style], tiny_extractor, steps=100_000, time_limit=1.0)
-    assert stylizer.stop_reason == "time limit"
+    optimization, results = _run(content, [style], tiny_extractor, steps=100_000, time_limit=1.0)
+    assert optimization.stop_reason == "time limit"
     assert 1 <= len(results) < 100_000
-    final = stylizer.final_image()
+    final = optimization.final_image()
     assert final.shape == (24, 32, 3)
     assert np.isfinite(final).all()
 
@@ -249,18 +250,18 @@ def test_non_finite_loss_stops_and_keeps_the_best_finite_image(
 ):
     content, style = random_images
     extractor = _PoisonableExtractor(tiny_extractor)
-    stylizer = Stylizer(content, [style], _config(steps=20, optimizer=optimizer), extractor)
+    optimization = Optimization(content, [style], _config(steps=20, optimizer=optimizer), extractor)
     results = []
-    for result in stylizer.steps():
+    for result in optimization.steps():
         results.append(result)
         if result.step == 5:
             extractor.poison.assign(True)
     assert len(results) == 5
-    assert "non-finite" in stylizer.stop_reason
+    assert "non-finite" in optimization.stop_reason
     assert np.isfinite([result.loss for result in results]).all()
-    final = stylizer.final_image()
+    final = optimization.final_image()
     assert np.isfinite(final).all()
-    _assert_final_is_best(stylizer, results)
+    _assert_final_is_best(optimization, results)
 
 
 # --- L-BFGS --------------------------------------------------------------------------------------
@@ -269,26 +270,26 @@ def test_non_finite_loss_stops_and_keeps_the_best_finite_image(
 def test_lbfgs_loss_falls_and_keeps_the_best(tiny_extractor, random_images):
     content, style = random_images
     threads_before = threading.active_count()
-    stylizer = Stylizer(content, [style], _config(steps=15, optimizer="lbfgs"), tiny_extractor)
+    optimization = Optimization(content, [style], _config(steps=15, optimizer="lbfgs"), tiny_extractor)
     results = []
     threads_during = []
-    for result in stylizer.steps():
+    for result in optimization.steps():
         results.append(result)
         threads_during.append(threading.active_count())
     assert threads_during[0] == threads_before + 1  # the L-BFGS worker was running
     assert threading.active_count() == threads_before
     assert 1 < len(results) <= 15
-    assert stylizer.best_loss < results[0].loss
-    _assert_final_is_best(stylizer, results)
+    assert optimization.best_loss < results[0].loss
+    _assert_final_is_best(optimization, results)
 
 
 def test_lbfgs_worker_thread_ends_when_the_consumer_breaks_early(tiny_extractor, random_images):
     content, style = random_images
     threads_before = threading.active_count()
-    stylizer = Stylizer(content, [style], _config(steps=50, optimizer="lbfgs"), tiny_extractor)
+    optimization = Optimization(content, [style], _config(steps=50, optimizer="lbfgs"), tiny_extractor)
     results = []
     threads_during = None
-    for result in stylizer.steps():
+    for result in optimization.steps():
         results.append(result)
         if result.step == 3:
             threads_during = threading.active_count()
@@ -297,7 +298,7 @@ def test_lbfgs_worker_thread_ends_when_the_consumer_breaks_early(tiny_extractor,
     # Leaving the loop drops the generator, which closes it and its L-BFGS worker.
     assert threading.active_count() == threads_before
     assert len(results) == 3
-    _assert_final_is_best(stylizer, results)
+    _assert_final_is_best(optimization, results)
 
 
 # --- style scale, colours, multi-scale -----------------------------------------------------------
@@ -312,12 +313,12 @@ def test_style_scale_resizes_the_style_before_its_gram(tiny_extractor, random_im
     """
     content, style = random_images
     config = _config()
-    half = Stylizer(content, [style], config.replace(style_scale=0.5), tiny_extractor)
-    full = Stylizer(content, [style], config, tiny_extractor)
+    half = Optimization(content, [style], config.replace(style_scale=0.5), tiny_extractor)
+    full = Optimization(content, [style], config, tiny_extractor)
     half_terms = next(half.steps()).terms
     full_terms = next(full.steps()).terms
     content_features = tiny_extractor(content[None])
-    style_features = tiny_extractor(images.resize(style, 16, 16)[None])
+    style_features = tiny_extractor(decoding.resize(style, 16, 16)[None])
     for name in config.style_layers:
         expected = (
             config.style_weight
@@ -339,8 +340,8 @@ def test_preserve_colors_luminance_keeps_the_content_chroma(tiny_extractor, rand
     changes I and Q only at pixels with a clipped channel, so at every pixel strictly inside
     (0, 1) the output's I and Q equal the content's."""
     content, style = random_images
-    stylizer, _ = _run(content, [style], tiny_extractor, steps=5, preserve_colors="luminance")
-    final = stylizer.final_image()
+    optimization, _ = _run(content, [style], tiny_extractor, steps=5, preserve_colors="luminance")
+    final = optimization.final_image()
     assert final.shape == (24, 32, 3)
     assert final.dtype == np.float32
     assert final.min() >= 0.0 and final.max() <= 1.0
@@ -355,10 +356,10 @@ def test_preserve_colors_luminance_keeps_the_content_chroma(tiny_extractor, rand
 
 def test_preserve_colors_histogram_runs_in_range(tiny_extractor, random_images):
     content, style = random_images
-    stylizer, results = _run(content, [style], tiny_extractor, steps=5, preserve_colors="histogram")
+    optimization, results = _run(content, [style], tiny_extractor, steps=5, preserve_colors="histogram")
     assert len(results) == 5
-    assert not np.allclose(stylizer.styles[0], style)  # the network sees a recoloured style
-    final = stylizer.final_image()
+    assert not np.allclose(optimization.styles[0], style)  # the network sees a recoloured style
+    final = optimization.final_image()
     assert final.shape == (24, 32, 3)
     assert np.isfinite(final).all()
     assert final.min() >= 0.0 and final.max() <= 1.0
@@ -367,27 +368,27 @@ def test_preserve_colors_histogram_runs_in_range(tiny_extractor, random_images):
 def test_multiscale_runs_coarse_then_fine_and_ends_at_output_size(tiny_extractor, random_images):
     """size 64 with 2 scales: long side 32 (24x32 working) then 64 (48x64, the output size)."""
     content, style = random_images
-    stylizer, results = _run(content, [style], tiny_extractor, size=64, scales=2, steps=10)
+    optimization, results = _run(content, [style], tiny_extractor, size=64, scales=2, steps=10)
     indices = [result.scale_index for result in results]
     assert indices == sorted(indices)
     assert indices[0] == 0 and indices[-1] == 1
     assert all(result.scale_count == 2 for result in results)
     for result in results:
-        expected = working_shape(content.shape, stylizer.scales[result.scale_index].long_side)
+        expected = working_shape(content.shape, optimization.scales[result.scale_index].long_side)
         assert tuple(result.image.shape) == (*expected, 3)
-    assert stylizer.final_image().shape == (48, 64, 3)
+    assert optimization.final_image().shape == (48, 64, 3)
     assert results[-1].progress == pytest.approx(1.0)
 
 
 # --- checkpoint and restore ----------------------------------------------------------------------
 
 
-def _write_checkpoint(stylizer, directory):
+def _write_checkpoint(optimization, directory):
     """A bare `Checkpoint.write`, as a Python user might save one."""
-    return stylizer.checkpoint().write(str(directory / "state"))
+    return optimization.checkpoint().write(str(directory / "state"))
 
 
-def _save_with_the_run_machinery(stylizer, directory):
+def _save_with_the_run_machinery(optimization, directory):
     """The product's way: `tf_nst.run.Checkpoints.save`, through `CheckpointManager.save`."""
     from tf_nst.run import Checkpoints, ResumeKey
     from tf_nst.run.outputs import latest_checkpoint
@@ -395,25 +396,25 @@ def _save_with_the_run_machinery(stylizer, directory):
     checkpoints = Checkpoints(
         directory / "out.png.checkpoint", ResumeKey("stylize", {}, {}), "run", resumed=False
     )
-    checkpoints.save(stylizer)  # a Stylizer has what a job needs: `step` and `checkpoint()`
+    checkpoints.save(optimization)  # a Optimization has what a job needs: `step` and `checkpoint()`
     return latest_checkpoint(directory / "out.png.checkpoint")
 
 
 @pytest.mark.parametrize("writer", [_write_checkpoint, _save_with_the_run_machinery])
 def test_restore_from_checkpoint_continues_exactly(tiny_extractor, random_images, tmp_path, writer):
-    """10 steps, checkpoint, 10 more gives image A. A new Stylizer restored from the checkpoint
+    """10 steps, checkpoint, 10 more gives image A. A new Optimization restored from the checkpoint
     runs the remaining 10 steps from the same image, Adam state and best image, so it must end at
     the same image and the same step count."""
     content, style = random_images
     config = _config(steps=20)
-    original = Stylizer(content, [style], config, tiny_extractor)
+    original = Optimization(content, [style], config, tiny_extractor)
     path = None
     for result in original.steps():
         if result.step == 10:
             path = writer(original, tmp_path)
     assert original.step == 20
 
-    resumed = Stylizer(content, [style], config, tiny_extractor)
+    resumed = Optimization(content, [style], config, tiny_extractor)
     resumed.restore(path)
     assert resumed.step == 10
     results = list(resumed.steps())
@@ -426,11 +427,11 @@ def test_restore_from_checkpoint_continues_exactly(tiny_extractor, random_images
 def _checkpoint_after_steps(tiny_extractor, random_images, directory, steps=3):
     content, style = random_images
     config = _config(steps=10)
-    stylizer = Stylizer(content, [style], config, tiny_extractor)
-    for result in stylizer.steps():
+    optimization = Optimization(content, [style], config, tiny_extractor)
+    for result in optimization.steps():
         if result.step == steps:
             break
-    return stylizer.checkpoint().write(str(directory / "state")), config
+    return optimization.checkpoint().write(str(directory / "state")), config
 
 
 @pytest.mark.parametrize("part", ["data", "index"])
@@ -443,7 +444,7 @@ def test_a_truncated_checkpoint_is_a_one_line_error(tiny_extractor, random_image
     data = target.read_bytes()
     target.write_bytes(data[: len(data) // 2])
     content, style = random_images
-    resumed = Stylizer(content, [style], config, tiny_extractor)
+    resumed = Optimization(content, [style], config, tiny_extractor)
     with pytest.raises(StyleTransferError) as raised:
         resumed.restore(path)
     message = str(raised.value)
@@ -456,7 +457,7 @@ def test_a_checkpoint_of_another_content_size_is_refused(tiny_extractor, random_
     a mismatch is named rather than failing inside TensorFlow."""
     path, config = _checkpoint_after_steps(tiny_extractor, random_images, tmp_path)
     content, style = random_images
-    other = Stylizer(content[:, :16], [style], config, tiny_extractor)
+    other = Optimization(content[:, :16], [style], config, tiny_extractor)
     with pytest.raises(StyleTransferError, match=r"holds a 32x24 image but this run works at"):
         other.restore(path)
 
@@ -464,9 +465,9 @@ def test_a_checkpoint_of_another_content_size_is_refused(tiny_extractor, random_
 def test_a_checkpoint_without_the_run_state_is_refused(tiny_extractor, random_images, tmp_path):
     path = tf.train.Checkpoint(unrelated=tf.Variable(1.0)).write(str(tmp_path / "other"))
     content, style = random_images
-    stylizer = Stylizer(content, [style], _config(), tiny_extractor)
+    optimization = Optimization(content, [style], _config(), tiny_extractor)
     with pytest.raises(StyleTransferError, match="cannot be restored"):
-        stylizer.restore(path)
+        optimization.restore(path)
 
 
 def test_an_error_in_the_lbfgs_worker_reaches_the_caller(
@@ -480,6 +481,6 @@ def test_an_error_in_the_lbfgs_worker_reaches_the_caller(
 
     monkeypatch.setattr(optimize, "minimize", failing_minimize)
     content, style = random_images
-    stylizer = Stylizer(content, [style], _config(optimizer="lbfgs"), tiny_extractor)
+    optimization = Optimization(content, [style], _config(optimizer="lbfgs"), tiny_extractor)
     with pytest.raises(MemoryError, match="simulated"):
-        list(stylizer.steps())
+        list(optimization.steps())

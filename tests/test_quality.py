@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tf_nst import colors, images
 from tf_nst.config import StyleConfig
-from tf_nst.images import resize
-from tf_nst.optimize import Stylizer
+from tf_nst.image import colors, decoding
+from tf_nst.image.decoding import resize
+from tf_nst.optimize.optimization import Optimization
 
 pytestmark = [pytest.mark.real_weights, pytest.mark.slow]
 
@@ -17,8 +17,8 @@ pytestmark = [pytest.mark.real_weights, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def tubingen_and_starry_night(shared_images):
     return (
-        images.load_image(shared_images / "tubingen.jpg"),
-        images.load_image(shared_images / "starry_night.jpg"),
+        decoding.load_image(shared_images / "tubingen.jpg"),
+        decoding.load_image(shared_images / "starry_night.jpg"),
     )
 
 
@@ -28,18 +28,18 @@ def base_config(vgg16_weights):
 
 
 def _run(content, style, config):
-    stylizer = Stylizer(content, [style], config)
-    results = list(stylizer.steps())
-    return stylizer, results
+    optimization = Optimization(content, [style], config)
+    results = list(optimization.steps())
+    return optimization, results
 
 
-def _content_at_output_size(stylizer, content):
-    return resize(content, *stylizer.output_shape)
+def _content_at_output_size(optimization, content):
+    return resize(content, *optimization.output_shape)
 
 
 def _objective(image, content, style, config):
     """The fp32 objective of `image`: the loss of the first step of a run that starts there."""
-    probe = Stylizer(
+    probe = Optimization(
         content, [style], config.replace(precision="fp32", steps=1, init="given"), init_image=image
     )
     return next(probe.steps()).loss
@@ -49,13 +49,13 @@ def test_end_to_end_the_loss_falls_and_the_image_is_stylized(
     tubingen_and_starry_night, base_config
 ):
     content, style = tubingen_and_starry_night
-    stylizer, results = _run(content, style, base_config)
-    assert stylizer.best_loss < 0.5 * results[0].loss
-    output = stylizer.final_image()
+    optimization, results = _run(content, style, base_config)
+    assert optimization.best_loss < 0.5 * results[0].loss
+    output = optimization.final_image()
     assert output.shape == (72, 96, 3)
     assert np.isfinite(output).all() and output.min() >= 0 and output.max() <= 1
     # The painting's texture replaced the photo's: on average a pixel moved by more than 5 of 255.
-    assert np.abs(output - _content_at_output_size(stylizer, content)).mean() > 5 / 255
+    assert np.abs(output - _content_at_output_size(optimization, content)).mean() > 5 / 255
 
 
 def test_preserve_colors_keeps_the_content_chroma(tubingen_and_starry_night, base_config):
@@ -66,9 +66,9 @@ def test_preserve_colors_keeps_the_content_chroma(tubingen_and_starry_night, bas
     content, style = tubingen_and_starry_night
     distances = {}
     for mode in ("none", "luminance", "histogram"):
-        stylizer, _ = _run(content, style, base_config.replace(preserve_colors=mode))
+        optimization, _ = _run(content, style, base_config.replace(preserve_colors=mode))
         distances[mode] = colors.chroma_distance(
-            stylizer.final_image(), _content_at_output_size(stylizer, content)
+            optimization.final_image(), _content_at_output_size(optimization, content)
         )
     assert distances["none"] > 0.02, distances  # without the option the colours do move
     assert distances["luminance"] < 0.001, distances
@@ -86,9 +86,9 @@ def test_bf16_and_fp32_give_equivalent_results(tubingen_and_starry_night, base_c
     config = base_config.replace(optimizer="adam")
     results = {}
     for precision in ("fp32", "bf16"):
-        stylizer, _ = _run(content, style, config.replace(precision=precision))
-        assert stylizer.precision == precision
-        results[precision] = stylizer.final_image()
+        optimization, _ = _run(content, style, config.replace(precision=precision))
+        assert optimization.precision == precision
+        results[precision] = optimization.final_image()
     objectives = {
         precision: _objective(image, content, style, config) for precision, image in results.items()
     }
@@ -100,11 +100,11 @@ def test_bf16_and_fp32_give_equivalent_results(tubingen_and_starry_night, base_c
 def test_grayscale_style_and_night_scene_stylize(shared_images, base_config):
     """escher_sphere.jpg is single-channel (mode L) and hoovertowernight.jpg a dark night scene;
     both must simply work: a finite image that moved away from the content."""
-    night = images.load_image(shared_images / "hoovertowernight.jpg")
-    escher = images.load_image(shared_images / "escher_sphere.jpg")
+    night = decoding.load_image(shared_images / "hoovertowernight.jpg")
+    escher = decoding.load_image(shared_images / "escher_sphere.jpg")
     assert np.array_equal(escher[..., 0], escher[..., 2])  # grey became three equal channels
-    stylizer, results = _run(night, escher, base_config.replace(steps=15))
-    output = stylizer.final_image()
+    optimization, results = _run(night, escher, base_config.replace(steps=15))
+    output = optimization.final_image()
     assert np.isfinite(output).all()
-    assert stylizer.best_loss < results[0].loss
-    assert np.abs(output - _content_at_output_size(stylizer, night)).mean() > 2 / 255
+    assert optimization.best_loss < results[0].loss
+    assert np.abs(output - _content_at_output_size(optimization, night)).mean() > 2 / 255

@@ -90,34 +90,36 @@ def run_tiny(
     Returns:
         The run's `Outcome` and the lines it wrote to its console (the final line included).
     """
-    from tf_nst import images, jobs, run
+    from tf_nst import run
     from tf_nst.config import OutputOptions, StyleConfig
+    from tf_nst.image import decoding
+    from tf_nst.optimize import job
 
     config = config or StyleConfig(**TINY_SETTINGS)
     options = OutputOptions(
         **{"output": str(workdir / "out.png"), "logdir": str(workdir / "logs"), **output_options}
     )
     content_path, style_path = pair
-    key = jobs.stylize_resume_key(config, content_path, [style_path])
+    key = job.optimization_resume_key(config, content_path, [style_path])
 
     def intermediates(path):
         every = options.save_every
         if not every:
             return []
         return [
-            jobs.intermediate_image_name(path, step)
+            job.intermediate_image_name(path, step)
             for step in range(every, config.steps + 1, every)
         ]
 
     plan = run.check_outputs(options, key, intermediates)
     stream = io.StringIO()
     console = run.Console(stream=stream)
-    content = images.load_image(content_path)
-    style = images.load_image(style_path)
+    content = decoding.load_image(content_path)
+    style = decoding.load_image(style_path)
     with run.SignalHandler() as interrupts:
         if before_run:
             before_run()
-        job = jobs.StylizeJob(content, [style], config, extractor=extractor)
+        job = job.OptimizationJob(content, [style], config, extractor=extractor)
         if plan.resume_state:
             job.restore(plan.resume_state["checkpoint"])
         if at_step:
@@ -262,7 +264,7 @@ def assert_refused_before_tensorflow(result: subprocess.CompletedProcess, *fragm
 def test_full_log_disk_warns_once_and_still_saves_the_image(
     tiny_extractor, pair, tmp_path, monkeypatch
 ):
-    from tf_nst import summaries
+    from tf_nst.run import summaries
 
     def disk_full(self, step, values):
         raise OSError(28, "No space left on device")
@@ -711,12 +713,14 @@ def _write_state(folder: pathlib.Path, arguments: list[str], pair) -> None:
     """A `run.json` whose settings and inputs match what `arguments` would run."""
     import json
 
-    from tf_nst import cli, cli_options, jobs
+    from tf_nst import cli
+    from tf_nst.cli import options
     from tf_nst.config import StyleConfig
+    from tf_nst.optimize import job
     from tf_nst.run.outputs import STATE_FORMAT
 
-    config = cli_options.from_arguments(StyleConfig, cli.build_parser().parse_args(arguments))
-    key = jobs.stylize_resume_key(config, pair[0], [pair[1]])
+    config = options.from_arguments(StyleConfig, cli.build_parser().parse_args(arguments))
+    key = job.optimization_resume_key(config, pair[0], [pair[1]])
     state = {"format": STATE_FORMAT, "kind": key.kind, "run_name": None}
     state.update(settings=dict(key.settings), inputs=dict(key.inputs))
     folder.mkdir(exist_ok=True)
@@ -775,13 +779,13 @@ def test_resume_from_a_damaged_checkpoint_is_one_line(
 def test_export_to_a_full_disk_is_one_line(vgg16_weights, tmp_path, monkeypatch, capsys):
     import tensorflow as tf
 
-    import tf_nst.export
+    import tf_nst.networks.export
     from tf_nst import cli
 
     def disk_full(extractor, directory):
         raise tf.errors.ResourceExhaustedError(None, None, "model.pb; No space left on device")
 
-    monkeypatch.setattr(tf_nst.export, "export_feature_extractor", disk_full)
+    monkeypatch.setattr(tf_nst.networks.export, "export_feature_extractor", disk_full)
     before = snapshot(tmp_path)
     status = cli.main(
         ["export", str(tmp_path / "model"), "--backbone", "vgg16", "--weights", str(vgg16_weights)]

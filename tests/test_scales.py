@@ -1,4 +1,4 @@
-"""Tests for tf_nst.scales: the scale plan and the one check of image sizes.
+"""Tests for tf_nst.optimize.scales: the scale plan and the one check of image sizes.
 
 Everything here is pure Python, so none of it needs TensorFlow; one test checks exactly that.
 """
@@ -10,7 +10,7 @@ import pytest
 
 from tf_nst.config import StyleConfig
 from tf_nst.errors import StyleTransferError
-from tf_nst.scales import (
+from tf_nst.optimize.scales import (
     MAX_WORKING_PIXELS,
     check_image_sizes,
     minimum_working_side,
@@ -87,7 +87,7 @@ def test_the_scale_plan_imports_without_tensorflow_or_numpy():
     """The CLI plans a run and checks its sizes before TensorFlow loads: `scales` (and the layer
     specification it reads) must not pull TensorFlow or numpy in."""
     code = (
-        "import sys; import tf_nst.scales, tf_nst.backbones; "
+        "import sys; import tf_nst.optimize.scales, tf_nst.features.backbones; "
         "print(sorted({'tensorflow', 'numpy', 'keras'} & set(sys.modules)))"
     )
     output = subprocess.run(

@@ -1,4 +1,4 @@
-"""Fast tests of `tf_nst.summaries`: run directories and what `RunLog` puts in event files."""
+"""Fast tests of `tf_nst.run.summaries`: run directories and what `RunLog` puts in event files."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from tensorboard.util import tensor_util
 
-from tf_nst import summaries
 from tf_nst.config import StyleConfig
 from tf_nst.errors import StyleTransferError
-from tf_nst.summaries import RunLog, make_run_directory, markdown_code_block
+from tf_nst.run import summaries
+from tf_nst.run.summaries import RunLog, make_run_directory, markdown_code_block
 
 
 def _load(run_directory) -> event_accumulator.EventAccumulator:

@@ -1,4 +1,4 @@
-"""Tests of fast style network training (tf_nst.training) with the tiny random VGG.
+"""Tests of fast style network training (tf_nst.networks.training) with the tiny random VGG.
 
 One trainer runs the whole story (its compiled step is the expensive part to build): a few steps,
 a checkpoint midway, keep-best against a deliberately spoiled network; a second, fresh trainer
@@ -15,10 +15,10 @@ import pytest
 from PIL import Image
 
 from tf_nst.config import TrainConfig
-from tf_nst.distribute import is_chief, make_strategy, output_path
 from tf_nst.errors import StyleTransferError
-from tf_nst.features import build_feature_extractor
-from tf_nst.training import NetworkTrainer, TrainStepResult
+from tf_nst.features.extractor import build_feature_extractor
+from tf_nst.networks.distribute import is_chief, make_strategy, output_path
+from tf_nst.networks.training import NetworkTrainer, TrainStepResult
 
 CONFIG = TrainConfig(
     size=16,

@@ -1,4 +1,4 @@
-"""Tests for tf_nst.transform: the fast style network's size, shapes, range and serialisation.
+"""Tests for tf_nst.networks.transform: the fast style network's size, shapes, range and serialisation.
 
 Everything but the parameter count uses `width=4` networks (about 6 000 parameters), so each test
 takes well under a second.
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from tf_nst.errors import StyleTransferError
-from tf_nst.transform import (
+from tf_nst.networks.transform import (
     InstanceNormalization,
     build_transform_network,
     count_flops,

@@ -11,15 +11,15 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "StyleConfig": "tf_nst.config",
     "StyleTransferError": "tf_nst.errors",
-    "Stylizer": "tf_nst.optimize",
-    "StepResult": "tf_nst.optimize",
-    "stylize": "tf_nst.optimize",
-    "build_feature_extractor": "tf_nst.features",
-    "export_feature_extractor": "tf_nst.export",
-    "build_transform_network": "tf_nst.transform",
-    "export_stylizer": "tf_nst.export",
-    "load_stylizer": "tf_nst.apply",
-    "apply_to_files": "tf_nst.apply",
+    "Optimization": "tf_nst.optimize.optimization",
+    "StepResult": "tf_nst.optimize.optimization",
+    "stylize": "tf_nst.optimize.optimization",
+    "build_feature_extractor": "tf_nst.features.extractor",
+    "export_feature_extractor": "tf_nst.features.export",
+    "build_transform_network": "tf_nst.networks.transform",
+    "export_stylizer": "tf_nst.networks.export",
+    "load_stylizer": "tf_nst.networks.apply",
+    "apply_to_files": "tf_nst.networks.apply",
 }
 
 __all__ = sorted(_PUBLIC)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from tf_nst.backbones import check_distinct
 from tf_nst.errors import StyleTransferError
+from tf_nst.features.backbones import check_distinct
 
 BACKBONES = ("vgg19", "vgg16")
 INITS = ("content", "noise", "style")

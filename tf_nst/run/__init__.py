@@ -1,10 +1,10 @@
 """One long job with files: the machinery that `stylize` and `train` share.
 
-A job (`tf_nst.jobs`) is a generator of step results plus a few hooks: how to checkpoint and
+A job (`tf_nst.optimize.job`) is a generator of step results plus a few hooks: how to checkpoint and
 restore it, how to save its best result, what to log. `run_job` drives it and owns everything
 around it:
 
-- the TensorBoard run directory and writer (`tf_nst.summaries`);
+- the TensorBoard run directory and writer (`tf_nst.run.summaries`);
 - checkpoints, through `tf.train.CheckpointManager`, in `OUTPUT.checkpoint/` beside the output;
 - SIGINT, SIGTERM and SIGHUP: the first saves the best result and a checkpoint, a second stops at
   once without leaving a partial file;

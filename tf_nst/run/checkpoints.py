@@ -53,7 +53,7 @@ class Checkpoints:
             return
         import tensorflow as tf
 
-        from tf_nst.writing import atomic_write_bytes
+        from tf_nst.image.writing import atomic_write_bytes
 
         # Set first: a second signal anywhere below must find what to clean up.
         self._writing = f"{CHECKPOINT_PREFIX}-{job.step}"

@@ -1,4 +1,4 @@
-"""The run's terminal side: signals, progress and messages on stderr."""
+"""The terminal side of every command: signals, progress and lines that survive a closed stream."""
 
 from __future__ import annotations
 
@@ -137,19 +137,33 @@ class Console:
         self._write(text + "\n")
 
     def _write(self, text: str) -> None:
-        if self._broken:
-            return
-        try:
-            self.stream.write(text)
-            self.stream.flush()
-        except (OSError, ValueError):
-            # The pipe or terminal is gone (`| head`, a closed window). Point stderr at
-            # /dev/null so that Python's own flush at exit cannot fail either.
-            self._broken = True
-            with contextlib.suppress(OSError, ValueError, AttributeError):
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, self.stream.fileno())
-                os.close(devnull)
+        if not self._broken:
+            self._broken = not write_text(text, self.stream)
+
+
+def write_text(text: str, stream=None) -> bool:
+    """Writes `text` to `stream` (stderr by default) and flushes; returns whether it could.
+
+    A closed pipe or terminal (`| head`, a closed window) loses the text, never the caller's work.
+    The descriptor is then pointed at /dev/null, so that Python's own flush at exit cannot fail
+    ("Exception ignored ... BrokenPipeError") either; the exit status still tells.
+    """
+    stream = stream if stream is not None else sys.stderr
+    try:
+        stream.write(text)
+        stream.flush()
+        return True
+    except (OSError, ValueError, AttributeError):
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        return False
+
+
+def print_line(line: str, stream=None) -> None:
+    """Prints one line to stderr (or `stream`); see `write_text`."""
+    write_text(line + "\n", stream)
 
 
 def _number(value: float) -> str:

@@ -6,66 +6,15 @@ import contextlib
 import dataclasses
 import os
 import pathlib
-from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from collections.abc import Callable
 
 from tf_nst.config import OutputOptions
 from tf_nst.errors import StyleTransferError
 from tf_nst.run.checkpoints import Checkpoints
 from tf_nst.run.console import Console, SecondSignalError, SignalHandler
+from tf_nst.run.job import Job
 from tf_nst.run.outputs import OutputPlan, ResumeKey
 from tf_nst.text import one_line, printable
-
-
-class Job(Protocol):
-    """What `run_job` drives. `tf_nst.jobs` has one per kind of long job.
-
-    Attributes:
-        step: Steps done so far.
-        best_loss: The loss of the best result so far.
-        stop_reason: Why `steps()` ended early ("time limit", a non-finite loss), or None.
-    """
-
-    step: int
-    best_loss: float
-    stop_reason: str | None
-
-    def steps(self) -> Iterator[Any]:
-        """Runs the job, yielding one result per step.
-
-        Each result has `step`, `total_steps`, `loss`, `best_loss`, `progress` and
-        `elapsed_seconds`.
-        """
-
-    def checkpoint(self):
-        """Returns a `tf.train.Checkpoint` of the whole state."""
-
-    def restore(self, path: str) -> None:
-        """Restores the state that `checkpoint()` saved at `path`."""
-
-    def has_result(self) -> bool:
-        """Whether a best result exists (at least one finite step)."""
-
-    def save_result(self, path: pathlib.Path) -> None:
-        """Writes the best result to `path`, atomically."""
-
-    def save_intermediate(self, result, path: pathlib.Path) -> None:
-        """Writes the result of one step to `path`, atomically."""
-
-    def intermediate_name(self, output: pathlib.Path, step: int) -> pathlib.Path:
-        """Where `--save-every` puts the result of `step`."""
-
-    def progress_note(self, result) -> str:
-        """Job-specific words for the progress line, e.g. "scale 1/2" or "12 img/s"."""
-
-    def log_start(self, log) -> None:
-        """Writes the settings, inputs and command line to TensorBoard."""
-
-    def log_step(self, log, result, with_images: bool) -> None:
-        """Writes one step's scalars, and its images if `with_images`."""
-
-    def log_end(self, log) -> None:
-        """Writes the final result to TensorBoard."""
 
 
 @dataclasses.dataclass
@@ -121,7 +70,7 @@ class _LazyLog:
     def open(self):
         """Returns the `RunLog`, creating the directories on first use."""
         if self._log is None:
-            from tf_nst.summaries import RunLog
+            from tf_nst.run.summaries import RunLog
 
             self.run_directory = self._make_directory()
             self._log = RunLog(self.run_directory)
@@ -144,7 +93,7 @@ class _LazyLog:
                 directory.mkdir()
                 self.created.append(directory)
             return directory
-        from tf_nst.summaries import make_run_directory
+        from tf_nst.run.summaries import make_run_directory
 
         directory = make_run_directory(self._logdir, self._run_name)
         self.created.append(directory)

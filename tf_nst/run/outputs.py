@@ -16,8 +16,8 @@ from typing import Any
 
 from tf_nst.config import OutputOptions
 from tf_nst.errors import StyleTransferError
+from tf_nst.image.writing import check_name_length
 from tf_nst.text import one_line, printable
-from tf_nst.writing import check_name_length
 
 CHECKPOINT_SUFFIX = ".checkpoint"
 RUN_STATE = "run.json"

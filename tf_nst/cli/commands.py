@@ -13,22 +13,22 @@ import os
 import pathlib
 import sys
 
-from tf_nst.cli_options import _split, from_arguments
+from tf_nst.cli.options import _split, from_arguments
 from tf_nst.config import INITS, ApplyConfig, OutputOptions, StyleConfig, TrainConfig
 from tf_nst.errors import StyleTransferError
-from tf_nst.terminal import import_tensorflow as _import_tensorflow
-from tf_nst.terminal import print_line as _print
+from tf_nst.run.console import print_line as _print
 from tf_nst.text import field_to_flag, one_line, printable
 
 
 def run_stylize(arguments: argparse.Namespace) -> int:
     """Checks everything a user can get wrong, cheapest first, then runs the stylization."""
-    from tf_nst import images, run, writing
-    from tf_nst.backbones import validate_layer_choice
-    from tf_nst.jobs import StylizeJob, stylize_resume_key
-    from tf_nst.memory import check_fits, estimate_run_bytes, format_bytes, load_sides
-    from tf_nst.scales import check_image_sizes
-    from tf_nst.weights_file import check_weights_file
+    from tf_nst import run
+    from tf_nst.features.backbones import validate_layer_choice
+    from tf_nst.features.weights_file import check_weights_file
+    from tf_nst.image import decoding, writing
+    from tf_nst.optimize.job import OptimizationJob, optimization_resume_key
+    from tf_nst.optimize.memory import check_fits, estimate_run_bytes, format_bytes, load_sides
+    from tf_nst.optimize.scales import check_image_sizes
 
     config = from_arguments(StyleConfig, arguments)
     options = from_arguments(OutputOptions, arguments)
@@ -44,20 +44,20 @@ def run_stylize(arguments: argparse.Namespace) -> int:
     writing.check_output_path(options.output, input_paths)
     check_weights_file(config.weights, config.backbone)
     validate_layer_choice(config.backbone, config.content_layers, config.style_layers)
-    headers = [images.read_image_info(path) for path in input_paths]
+    headers = [decoding.read_image_info(path) for path in input_paths]
     check_image_sizes(
         config, _shape(headers[0]), [_shape(info) for info in headers[1 : 1 + len(style_paths)]],
         content_path, style_paths,
     )  # fmt: skip
-    key = stylize_resume_key(config, content_path, style_paths)
+    key = optimization_resume_key(config, content_path, style_paths)
     plan = run.check_outputs(options, key, _intermediates(options, config.steps))
     content_side, style_side = load_sides(config)
-    content = images.load_image(content_path, long_side=content_side)
-    styles = [images.load_image(path, long_side=style_side) for path in style_paths]
-    init_image = images.load_image(init_path, long_side=content_side) if init_path else None
+    content = decoding.load_image(content_path, long_side=content_side)
+    styles = [decoding.load_image(path, long_side=style_side) for path in style_paths]
+    init_image = decoding.load_image(init_path, long_side=content_side) if init_path else None
 
-    _import_tensorflow(verbose=arguments.debug)
-    from tf_nst.optimize import resolve_precision
+    import_tensorflow(verbose=arguments.debug)
+    from tf_nst.precision import resolve_precision
 
     console = run.Console(quiet=options.quiet, time_limit=config.time_limit)
     precision = resolve_precision(config.precision)
@@ -69,7 +69,7 @@ def run_stylize(arguments: argparse.Namespace) -> int:
     check_fits(estimate, config.size)
     with run.SignalHandler() as interrupts:
         outcome = run.build_and_run(
-            lambda: StylizeJob(content, styles, config, init_image=init_image),
+            lambda: OptimizationJob(content, styles, config, init_image=init_image),
             plan, options, key, console, interrupts,
         )  # fmt: skip
     return console.report(outcome)
@@ -77,7 +77,7 @@ def run_stylize(arguments: argparse.Namespace) -> int:
 
 def _intermediates(options: OutputOptions, steps: int):
     """The numbered intermediates `--save-every` would write, given the output path."""
-    from tf_nst.jobs import intermediate_image_name
+    from tf_nst.optimize.job import intermediate_image_name
 
     if not options.save_every:
         return lambda output: []
@@ -93,7 +93,7 @@ def _stylize_inputs(arguments) -> tuple[str, list[str]]:
             raise StyleTransferError(
                 "--example takes no CONTENT or STYLE images: drop them or drop --example"
             )
-        from tf_nst.example_data import content_path, style_path
+        from tf_nst.examples import content_path, style_path
 
         return str(content_path()), [str(style_path())]
     if not arguments.styles:
@@ -122,12 +122,12 @@ def run_export(arguments: argparse.Namespace) -> int:
         raise StyleTransferError(f"the directory {printable(str(parent))} {what}: create it first")
     if len(os.fsencode(output.name)) > 200:
         raise StyleTransferError(f"OUT_DIR name {label[:40]}... is too long: choose a shorter one")
-    _import_tensorflow(verbose=arguments.debug)
+    import_tensorflow(verbose=arguments.debug)
     import tensorflow as tf
 
-    from tf_nst.export import export_feature_extractor
-    from tf_nst.features import build_feature_extractor, validate_layers
-    from tf_nst.optimize import resolve_precision
+    from tf_nst.features.export import export_feature_extractor
+    from tf_nst.features.extractor import build_feature_extractor, validate_layers
+    from tf_nst.precision import resolve_precision
 
     layers = validate_layers(config.backbone, _split(arguments.layers, str, "layers"))
     if not layers:
@@ -160,10 +160,12 @@ def run_export(arguments: argparse.Namespace) -> int:
 
 def run_train(arguments: argparse.Namespace) -> int:
     """Checks the inputs and outputs, then trains a style network and exports the best one."""
-    from tf_nst import data, images, run
-    from tf_nst.backbones import validate_layer_choice
-    from tf_nst.jobs import TrainJob, is_stylizer, train_resume_key
-    from tf_nst.weights_file import check_weights_file
+    from tf_nst import run
+    from tf_nst.features.backbones import validate_layer_choice
+    from tf_nst.features.weights_file import check_weights_file
+    from tf_nst.image import decoding
+    from tf_nst.networks import data
+    from tf_nst.networks.job import TrainJob, is_stylizer, train_resume_key
 
     config = from_arguments(TrainConfig, arguments)
     options = from_arguments(OutputOptions, arguments)
@@ -178,14 +180,14 @@ def run_train(arguments: argparse.Namespace) -> int:
         )
     if not (options.resume and is_stylizer(options.output)):  # a resumed run replaces its own
         _check_new_directory(options.output, "MODEL_DIR")
-    styles = [images.load_image(path) for path in arguments.styles]
+    styles = [decoding.load_image(path) for path in arguments.styles]
     photo_paths = data.find_photos(photos)
     key = train_resume_key(config, photo_paths, arguments.styles)
     plan = run.check_outputs(options, key)
 
-    _import_tensorflow(verbose=arguments.debug)
-    from tf_nst.distribute import is_chief, make_strategy
-    from tf_nst.training import NetworkTrainer
+    import_tensorflow(verbose=arguments.debug)
+    from tf_nst.networks.distribute import is_chief, make_strategy
+    from tf_nst.networks.training import NetworkTrainer
 
     console = run.Console(quiet=options.quiet, time_limit=config.time_limit)
     # Multi-worker training must create its strategy before any other TensorFlow work.
@@ -256,9 +258,9 @@ def run_apply(arguments: argparse.Namespace) -> int:
     from tf_nst import run
 
     config = from_arguments(ApplyConfig, arguments)
-    _import_tensorflow(verbose=arguments.debug)
-    from tf_nst.apply import apply_to_files, load_stylizer
-    from tf_nst.optimize import resolve_precision
+    import_tensorflow(verbose=arguments.debug)
+    from tf_nst.networks.apply import apply_to_files, load_stylizer
+    from tf_nst.precision import resolve_precision
 
     console = run.Console(quiet=arguments.quiet)
     precision = resolve_precision(config.precision)
@@ -301,3 +303,32 @@ def run_apply(arguments: argparse.Namespace) -> int:
 def _exported(precision: str) -> str:
     # A stylizer exports fp32 and bf16; fp16 hardware gets fp32.
     return precision if precision in ("fp32", "bf16") else "fp32"
+
+
+def import_tensorflow(verbose: bool) -> None:
+    """Imports TensorFlow and probes its devices with its native start-up log hidden.
+
+    TensorFlow writes start-up lines (absl, oneDNN, CUDA probing) straight to file descriptor 2,
+    ignoring TF_CPP_MIN_LOG_LEVEL, so they would bury the CLI's one-line messages. They go to a
+    temporary file instead, which is shown only if the import fails.
+    """
+    if verbose or "tensorflow" in sys.modules:
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

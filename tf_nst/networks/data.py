@@ -10,7 +10,7 @@ by (seed, i). So a run resumed at step s starts the stream at example s * batch 
 what the uninterrupted run saw, with no iterator state to checkpoint, and the parallel map can
 decode out of order without changing the result.
 
-Photos are decoded by `tf_nst.images.load_image` (through `tf.numpy_function`), so training reads
+Photos are decoded by `tf_nst.image.decoding.load_image` (through `tf.numpy_function`), so training reads
 exactly what stylization reads: EXIF orientation, grayscale, alpha on white, 16-bit.
 """
 
@@ -25,8 +25,8 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-from tf_nst import images
 from tf_nst.errors import StyleTransferError
+from tf_nst.image import decoding
 
 PHOTO_EXTENSIONS = (
     ".jpg",
@@ -90,7 +90,7 @@ def find_photos(photos: str | os.PathLike | Sequence[str | os.PathLike]) -> list
     """
     if isinstance(photos, (str, os.PathLike)):
         folder = pathlib.Path(photos)
-        label = images._printable(os.fspath(photos))
+        label = decoding._printable(os.fspath(photos))
         if not folder.exists():
             raise StyleTransferError(f"photos folder {label} does not exist: check the path")
         if not folder.is_dir():
@@ -112,7 +112,7 @@ def find_photos(photos: str | os.PathLike | Sequence[str | os.PathLike]) -> list
         elif entry.exists():
             found.append(os.fspath(entry))
         else:
-            label = images._printable(os.fspath(path))
+            label = decoding._printable(os.fspath(path))
             raise StyleTransferError(f"photo path {label} does not exist: check the path")
     if not found:
         raise StyleTransferError("no photos were given: pass a folder of photos")
@@ -169,7 +169,7 @@ def scan_photos(
     )
     if len(usable) < batch_size + validation:
         where = (
-            images._printable(os.fspath(photos))
+            decoding._printable(os.fspath(photos))
             if isinstance(photos, (str, os.PathLike))
             else "the photos given"
         )
@@ -189,7 +189,7 @@ def scan_photos(
 def _decode_problem(path: str) -> str | None:
     """Returns why `path` cannot be decoded, or None if it can."""
     try:
-        images.load_image(path)
+        decoding.load_image(path)
     except StyleTransferError as error:
         return str(error)
     return None
@@ -258,7 +258,7 @@ def training_dataset(
 
 def _load_or_empty(path: bytes) -> np.ndarray:
     try:
-        return images.load_image(path.decode())
+        return decoding.load_image(path.decode())
     except StyleTransferError:
         return np.zeros((0, 0, 3), np.float32)
 
@@ -307,12 +307,12 @@ def validation_images(paths: Sequence[str], size: int) -> np.ndarray:
     """
     crops = []
     for path in paths:
-        pixels = images.load_image(path)
+        pixels = decoding.load_image(path)
         height, width = pixels.shape[:2]
         scale = size / min(height, width)
         new_height = max(size, round(height * scale))
         new_width = max(size, round(width * scale))
-        resized = images.resize(pixels, new_height, new_width)
+        resized = decoding.resize(pixels, new_height, new_width)
         top = (new_height - size) // 2
         left = (new_width - size) // 2
         crops.append(resized[top : top + size, left : left + size])

@@ -29,8 +29,8 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tf_nst import __version__  # noqa: E402  (the environment must be set before TensorFlow loads)
-from tf_nst.cli_commands import run_apply, run_export, run_stylize, run_train  # noqa: E402
-from tf_nst.cli_options import add_fields  # noqa: E402
+from tf_nst.cli.commands import run_apply, run_export, run_stylize, run_train  # noqa: E402
+from tf_nst.cli.options import add_fields  # noqa: E402
 from tf_nst.config import (  # noqa: E402
     ApplyConfig,
     OutputOptions,
@@ -38,7 +38,7 @@ from tf_nst.config import (  # noqa: E402
     TrainConfig,
 )
 from tf_nst.errors import StyleTransferError  # noqa: E402
-from tf_nst.terminal import print_line as _print  # noqa: E402
+from tf_nst.run.console import print_line as _print  # noqa: E402
 from tf_nst.text import field_to_flag, one_line  # noqa: E402
 
 BACKBONE_FIELDS = ("backbone", "weights", "pooling", "precision")

@@ -1,4 +1,4 @@
-"""Decode, orient, convert and resize images (writing them is `tf_nst.writing`).
+"""Decode, orient, convert and resize images (writing them is `tf_nst.image.writing`).
 
 Everything here works on float32 arrays of shape (height, width, 3), RGB, with values in [0, 1].
 Only numpy and Pillow are imported, so the CLI can validate its inputs before paying for a
@@ -347,7 +347,9 @@ def _reduce(image: Image.Image, long_side: int) -> Image.Image:
 
 
 def _working_shape(shape: tuple[int, int], long_side: int) -> tuple[int, int]:
-    from tf_nst.scales import working_shape  # pure Python; one definition of the working size
+    from tf_nst.optimize.scales import (
+        working_shape,  # pure Python; one definition of the working size
+    )
 
     return working_shape(shape, long_side)
 

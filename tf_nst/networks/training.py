@@ -3,7 +3,7 @@
 `NetworkTrainer` owns one training run: the photos, the style Gram targets, the transform network
 and its Adam state under a `tf.distribute` strategy, and the best network on the held-out
 validation photos. `NetworkTrainer.steps()` yields a `TrainStepResult` per step, like
-`Stylizer.steps()`; what to print, log or save is the caller's business, so this module reads
+`Optimization.steps()`; what to print, log or save is the caller's business, so this module reads
 photos and nothing else.
 
 The compiled step follows the TensorFlow distributed-training guide: the model and optimizer are
@@ -25,15 +25,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_nst import data
 from tf_nst.config import TrainConfig
-from tf_nst.distribute import make_strategy, replica_count
 from tf_nst.errors import StyleTransferError
-from tf_nst.features import build_feature_extractor, minimum_input_side
-from tf_nst.images import resize
+from tf_nst.features.extractor import build_feature_extractor, minimum_input_side
+from tf_nst.image.decoding import resize
 from tf_nst.losses import LossWeights, style_targets, total_loss
-from tf_nst.optimize import resolve_precision
-from tf_nst.scales import working_shape
+from tf_nst.networks import data
+from tf_nst.networks.distribute import make_strategy, replica_count
+from tf_nst.optimize.scales import working_shape
+from tf_nst.precision import resolve_precision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -374,7 +374,7 @@ class NetworkTrainer:
         return len(self.photos.skipped)
 
     def _build_network(self) -> keras.Model:
-        from tf_nst.transform import build_transform_network
+        from tf_nst.networks.transform import build_transform_network
 
         return build_transform_network(self.config.width, self._precision)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from typing import BinaryIO
@@ -20,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from tf_nst.errors import StyleTransferError
-from tf_nst.images import _image_shape, to_uint8
+from tf_nst.image.decoding import _image_shape, to_uint8
 from tf_nst.text import printable as _printable
 
 OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -282,3 +283,37 @@ def _same_file(first: pathlib.Path, second: pathlib.Path) -> bool:
         return os.path.samefile(first, second)
     except OSError:
         return False
+
+
+@contextlib.contextmanager
+def staged_directory(directory: str | os.PathLike):
+    """Yields an empty staging path beside `directory` that is renamed to it if the block succeeds.
+
+    The staging directory is a hidden sibling (same file system, so the rename is atomic) and is
+    removed whatever happens.
+
+    Raises:
+        StyleTransferError: If `directory` exists, its parent is not writable, or the rename fails.
+    """
+    directory = pathlib.Path(directory)
+    if directory.exists():
+        raise StyleTransferError(f"{directory} already exists: choose a new export directory")
+    parent = directory.absolute().parent
+    try:
+        staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=parent))
+    except OSError as error:
+        raise StyleTransferError(
+            f"cannot write in {parent} ({error.strerror}): choose a writable export directory"
+        ) from None
+    try:
+        target = staging / "saved_model"
+        try:
+            yield target
+            os.replace(target, directory)
+        except OSError as error:
+            raise StyleTransferError(
+                f"cannot write the export to {directory} ({error.strerror or error}): check "
+                "that it does not exist yet and that the disk has space"
+            ) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -20,11 +20,11 @@ import math
 import os
 from collections.abc import Sequence
 
-from tf_nst import images
-from tf_nst.backbones import BLOCK_DEPTHS, BLOCK_FILTERS, layer_names
 from tf_nst.errors import StyleTransferError
-from tf_nst.lbfgs import LBFGS_HISTORY
-from tf_nst.scales import plan_scales, style_long_side, working_shape
+from tf_nst.features.backbones import BLOCK_DEPTHS, BLOCK_FILTERS, layer_names
+from tf_nst.image import decoding
+from tf_nst.optimize.lbfgs import LBFGS_HISTORY
+from tf_nst.optimize.scales import plan_scales, style_long_side, working_shape
 
 # Live copies of each activation during a training step: forward output, ReLU mask, gradient and
 # the workspace of the convolution's backward pass. Fitted on the CPU; see the module docstring.
@@ -86,27 +86,27 @@ def estimate_peak_bytes(
 
 def estimate_run_bytes(
     config,
-    content: images.ImageInfo,
-    styles: Sequence[images.ImageInfo],
-    init: images.ImageInfo | None = None,
+    content: decoding.ImageInfo,
+    styles: Sequence[decoding.ImageInfo],
+    init: decoding.ImageInfo | None = None,
     precision: str | None = None,
 ) -> int:
     """Returns the estimated peak resident memory of a whole run, before anything is decoded.
 
-    It assumes the images are loaded as the run needs them: `images.load_image(path,
+    It assumes the images are loaded as the run needs them: `decoding.load_image(path,
     long_side=config.size)` for the content and an init image, and `long_side=style_long_side(
     config.size, config.style_scale)` for the styles (`load_sides` gives both). It counts
 
     * the runtime (`BASE_BYTES`), always;
     * the images the run keeps, as float32, at their loaded sizes;
-    * the largest of these moments: decoding the largest image (`images.decode_peak_bytes`);
+    * the largest of these moments: decoding the largest image (`decoding.decode_peak_bytes`);
       the colour pre-processing; extracting a style's features at its working size at the
       largest scale (the --style-scale term, forward pass only); the step at the largest scale
       (`estimate_peak_bytes`, with the L-BFGS history when the optimizer is L-BFGS).
 
     Args:
         config: The run's `StyleConfig`.
-        content: The content image's header (`images.read_image_info`), or `ImageInfo(h, w)`.
+        content: The content image's header (`decoding.read_image_info`), or `ImageInfo(h, w)`.
         styles: The style images' headers.
         init: The header of an --init image, if the run starts from one.
         precision: The resolved precision; by default the config's, with "auto" counted as the
@@ -122,24 +122,24 @@ def estimate_run_bytes(
     loads = [(content, content_side)] + [(style, style_side) for style in styles]
     if init is not None:
         loads.append((init, content_side))
-    kept = sum(math.prod(images.loaded_shape(info, side)) for info, side in loads)
-    decoding = max(images.decode_peak_bytes(info, side) for info, side in loads)
+    kept = sum(math.prod(decoding.loaded_shape(info, side)) for info, side in loads)
+    decoding = max(decoding.decode_peak_bytes(info, side) for info, side in loads)
     colour = 0
     if config.preserve_colors != "none":
         colour = COLOR_WORK_BYTES * max(
-            math.prod(images.loaded_shape(info, side)) for info, side in loads
+            math.prod(decoding.loaded_shape(info, side)) for info, side in loads
         )
     largest = plan_scales(config.size, config.steps, config.scales)[-1].long_side
     style_features = max(
         _forward_bytes(
-            working_shape(images.loaded_shape(style, style_side), style_side),
+            working_shape(decoding.loaded_shape(style, style_side), style_side),
             config.backbone,
             layers,
             precision,
         )
         for style in styles
     )
-    height, width = working_shape(images.loaded_shape(content, content_side), largest)
+    height, width = working_shape(decoding.loaded_shape(content, content_side), largest)
     step = estimate_peak_bytes(
         height,
         width,

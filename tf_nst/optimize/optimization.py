@@ -1,7 +1,7 @@
 """The optimisation: a compiled step and the Python loop around it.
 
-`Stylizer` owns one run: the targets at each scale, the image variable, the optimizer and the best
-image so far. `Stylizer.steps()` yields a `StepResult` per step; what to print, save or log is the
+`Optimization` owns one run: the targets at each scale, the image variable, the optimizer and the best
+image so far. `Optimization.steps()` yields a `StepResult` per step; what to print, save or log is the
 caller's business, so this module does no file I/O.
 
 The compiled step (`make_adam_step`, `make_loss_and_gradient`) takes the extractor, optimizer and
@@ -21,41 +21,19 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_nst import colors, images
-from tf_nst.backbones import validate_layer_choice
 from tf_nst.config import StyleConfig
 from tf_nst.errors import StyleTransferError
-from tf_nst.features import build_feature_extractor, preferred_precision
-from tf_nst.lbfgs import LBFGS_HISTORY, LbfgsDriver
+from tf_nst.features.backbones import validate_layer_choice
+from tf_nst.features.extractor import build_feature_extractor
+from tf_nst.image import colors, decoding
 from tf_nst.losses import LossWeights, style_targets, total_loss
-from tf_nst.scales import (
-    COARSEST_SIDE,
-    MINIMUM_SCALE_STEPS,
-    MULTISCALE_THRESHOLD,
-    Scale,
+from tf_nst.optimize.lbfgs import LbfgsDriver
+from tf_nst.optimize.scales import (
     check_image_sizes,
-    plan_scales,
     style_long_side,
     working_shape,
 )
-
-# The scale plan now lives in `scales` and the L-BFGS driver in `lbfgs`; their names stay
-# importable from here until every caller imports them from their modules.
-__all__ = [
-    "COARSEST_SIDE",
-    "LBFGS_HISTORY",
-    "MINIMUM_SCALE_STEPS",
-    "MULTISCALE_THRESHOLD",
-    "Scale",
-    "StepResult",
-    "Stylizer",
-    "make_adam_step",
-    "make_loss_and_gradient",
-    "plan_scales",
-    "resolve_precision",
-    "stylize",
-    "working_shape",
-]
+from tf_nst.precision import resolve_precision
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,9 +49,9 @@ class StepResult:
         terms: Named loss terms of `image` ("style/LAYER", "content/LAYER", "tv").
         best_loss: Lowest total loss seen at this scale.
         image: The image this step evaluated, `[height, width, 3]`, in working space (luminance
-            only with `preserve_colors="luminance"`; see `Stylizer.postprocess`). In [0, 1] with
+            only with `preserve_colors="luminance"`; see `Optimization.postprocess`). In [0, 1] with
             Adam; L-BFGS runs unbounded, so its iterates may stray slightly outside and are
-            clipped by `Stylizer.postprocess`.
+            clipped by `Optimization.postprocess`.
         best_image: The lowest-loss image at this scale so far.
         step_seconds: Wall time of this step.
         elapsed_seconds: Wall time since the run started.
@@ -94,19 +72,14 @@ class StepResult:
     progress: float
 
 
-def resolve_precision(precision: str) -> str:
-    """Turns "auto" into "bf16" or "fp32" by the hardware; other values pass through."""
-    return preferred_precision() if precision == "auto" else precision
-
-
 def _resize(image, height: int, width: int) -> np.ndarray:
-    """Resizes an `[height, width, 3]` image, numpy or tensor, with `images.resize`.
+    """Resizes an `[height, width, 3]` image, numpy or tensor, with `decoding.resize`.
 
     That is the package's one resizer (Lanczos, in numpy and Pillow, so the CLI can use it before
     TensorFlow loads). Its clip to [0, 1] also bounds L-BFGS's unbounded iterates.
     """
     pixels = image.numpy() if isinstance(image, tf.Tensor | tf.Variable) else image
-    return images.resize(np.asarray(pixels, np.float32), height, width)
+    return decoding.resize(np.asarray(pixels, np.float32), height, width)
 
 
 def make_adam_step(
@@ -159,7 +132,7 @@ def _loss_and_gradient(extractor, weights, image, content_targets, style_gram_ta
     return loss, terms, tape.gradient(loss, image)
 
 
-class Stylizer:
+class Optimization:
     """One style-transfer run: targets, image variable, optimizer, best image.
 
     Args:
@@ -490,10 +463,10 @@ def stylize(
         >>> results = list(stylize(content, [style], StyleConfig(steps=100)))
         >>> best = results[-1].best_image
 
-    For the output at full size with colour post-processing, use `Stylizer` and its
+    For the output at full size with colour post-processing, use `Optimization` and its
     `final_image()`.
     """
-    return Stylizer(content, styles, config or StyleConfig(), extractor, init_image).steps()
+    return Optimization(content, styles, config or StyleConfig(), extractor, init_image).steps()
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """Applying a trained style network: load its SavedModel, stylize arrays and files, tile.
 
 `load_stylizer(path)` returns a `StyleNetwork`, a callable from images to stylized images. It needs
-only the SavedModel that `tf_nst.export.export_stylizer` writes, not the Keras model.
+only the SavedModel that `tf_nst.networks.export.export_stylizer` writes, not the Keras model.
 
 Tiling. Instance normalisation makes every pixel depend on the statistics of the whole image, so
 a tile normalised by its own statistics comes out in a different tone from the same region of the
@@ -40,12 +40,12 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import tensorflow as tf
 
-from tf_nst import colors, images, writing
 from tf_nst.errors import StyleTransferError
-from tf_nst.export import STYLIZER_FORMAT, STYLIZER_METADATA, stylizer_signature_names
-from tf_nst.memory import available_bytes, format_bytes
-from tf_nst.optimize import resolve_precision
-from tf_nst.transform import SIZE_MULTIPLE
+from tf_nst.image import colors, decoding, writing
+from tf_nst.networks.export import STYLIZER_FORMAT, STYLIZER_METADATA, stylizer_signature_names
+from tf_nst.networks.transform import SIZE_MULTIPLE
+from tf_nst.optimize.memory import available_bytes, format_bytes
+from tf_nst.precision import resolve_precision
 
 # Receptive-field radius of the network, rounded up to a multiple of 4: 4 (9x9 output) + 1
 # (3x3 at full size) + 2 x 3 (3x3 at half size, upsampled) + 4 x 13 (ten 3x3 residual
@@ -68,7 +68,7 @@ APPLY_BYTES_PER_PIXEL_CHANNEL = {"fp32": 28.0, "bf16": 16.0, "fp16": 16.0}
 # and its weight sum (3 + 3 + 1 values), plus the copy a caller holds of the result.
 TILED_BYTES_PER_PIXEL = 40
 PRESERVE_COLORS = ("none", "luminance", "histogram")
-# Extensions searched for in input folders; every format `tf_nst.images.load_image` reads.
+# Extensions searched for in input folders; every format `tf_nst.image.decoding.load_image` reads.
 INPUT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".bmp", ".tif", ".tiff")
 
 
@@ -103,7 +103,7 @@ def choose_tile_size(
     """Returns the tile side for stylizing a `height` x `width` image, or None if it fits whole.
 
     The budget is `MEMORY_FRACTION` of `available` (by default Linux's MemAvailable, as
-    `tf_nst.memory` reads it). A tile is a square whose core plus its halo on both sides fits
+    `tf_nst.optimize.memory` reads it). A tile is a square whose core plus its halo on both sides fits
     beside the full-size buffers of the tiled path (`TILED_BYTES_PER_PIXEL`).
 
     Raises:
@@ -176,7 +176,7 @@ class StyleNetwork:
 
     Attributes:
         path: The SavedModel directory.
-        metadata: The export's metadata (`tf_nst.export.export_stylizer`); the training run's own
+        metadata: The export's metadata (`tf_nst.networks.export.export_stylizer`); the training run's own
             facts are under "training".
         precision: The compute precision of the signatures this object calls.
     """
@@ -278,7 +278,7 @@ class StyleNetwork:
         height, width = image.shape[:2]
         source = image
         if statistics_side < max(height, width):
-            source = images.resize_to_long_side(image, statistics_side)
+            source = decoding.resize_to_long_side(image, statistics_side)
         statistics = self.statistics(source[None])
         result = np.zeros((height, width, 3), np.float32)
         total = np.zeros((height, width, 1), np.float32)
@@ -340,7 +340,7 @@ def _available_precision(precision: str, metadata: dict, path: str) -> str:
 
 
 def load_stylizer(path: str | os.PathLike, precision: str = "fp32") -> StyleNetwork:
-    """Loads a stylizer written by `tf_nst.export.export_stylizer`.
+    """Loads a stylizer written by `tf_nst.networks.export.export_stylizer`.
 
     Args:
         path: The SavedModel directory (`tf-nst train -o MODEL_DIR`).
@@ -355,7 +355,7 @@ def load_stylizer(path: str | os.PathLike, precision: str = "fp32") -> StyleNetw
         StyleTransferError: If `path` is not a tf_nst stylizer or is damaged, or the precision is
             not exported.
     """
-    label = images._printable(os.fspath(path))
+    label = decoding._printable(os.fspath(path))
     directory = pathlib.Path(path)
     hint = "pass a directory written by tf-nst train -o MODEL_DIR"
     if not directory.is_dir():
@@ -431,7 +431,7 @@ def list_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[pathlib.Path,
     """
     found = []
     for entry in map(pathlib.Path, inputs):
-        label = images._printable(os.fspath(entry))
+        label = decoding._printable(os.fspath(entry))
         if entry.is_dir():
             files = _images_under(entry)
             if not files:
@@ -494,7 +494,7 @@ def plan_outputs(
     else:
         if output.exists() and not output.is_dir():
             raise StyleTransferError(
-                f"output {images._printable(os.fspath(output))} is a file, but several images "
+                f"output {decoding._printable(os.fspath(output))} is a file, but several images "
                 "need an output folder: pass a folder with -o"
             )
         pairs = [(source, output / _output_name(relative)) for source, relative in listed]
@@ -503,8 +503,8 @@ def plan_outputs(
         key = os.path.normcase(os.path.abspath(target))
         if key in seen:
             raise StyleTransferError(
-                f"{images._printable(str(seen[key]))} and {images._printable(str(source))} would "
-                f"both be written to {images._printable(str(target))}: rename one or apply them "
+                f"{decoding._printable(str(seen[key]))} and {decoding._printable(str(source))} would "
+                f"both be written to {decoding._printable(str(target))}: rename one or apply them "
                 "separately"
             )
         seen[key] = source
@@ -513,8 +513,8 @@ def plan_outputs(
         for source in all_inputs:
             if writing._same_file(target, source):
                 raise StyleTransferError(
-                    f"the output {images._printable(str(target))} would overwrite the input "
-                    f"{images._printable(str(source))}: choose another output path"
+                    f"the output {decoding._printable(str(target))} would overwrite the input "
+                    f"{decoding._printable(str(source))}: choose another output path"
                 )
     return pairs
 
@@ -542,7 +542,7 @@ def apply_to_files(
     - `batch_size` (`--batch-size`): images of the same size stylized per call.
     - `preserve_colors` (`--preserve-colors`): "none"; "luminance" keeps the stylized luminance
       with the photo's chroma; "histogram" recolours the stylized image to the photo's colour
-      mean and covariance (`tf_nst.colors`).
+      mean and covariance (`tf_nst.image.colors`).
     - `precision` (`--precision`): "auto", "fp32" or "bf16" (if exported); None keeps the
       stylizer's.
 
@@ -588,7 +588,7 @@ def apply_to_files(
             target.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise StyleTransferError(
-                f"cannot create the output folder {images._printable(str(target))} "
+                f"cannot create the output folder {decoding._printable(str(target))} "
                 f"({error.strerror or error}): choose a writable output"
             ) from None
 
@@ -598,9 +598,9 @@ def apply_to_files(
         loaded = []
         for source, target in pairs[start : start + batch_size]:
             try:
-                photo = images.load_image(source)
+                photo = decoding.load_image(source)
                 if size is not None:
-                    photo = images.resize_to_long_side(photo, size)
+                    photo = decoding.resize_to_long_side(photo, size)
                 loaded.append((source, target, photo))
             except StyleTransferError as error:
                 result.failed.append((os.fspath(source), str(error)))

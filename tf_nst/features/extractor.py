@@ -25,22 +25,24 @@ import warnings
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from tf_nst.backbones import (  # noqa: F401  (the layer specification, re-exported from here)
+from tf_nst.errors import StyleTransferError
+from tf_nst.features.backbones import (  # noqa: F401  (the layer specification, re-exported from here)
     BLOCK_DEPTHS,
     BLOCK_FILTERS,
     layer_names,
     minimum_input_side,
     validate_layers,
 )
-from tf_nst.errors import StyleTransferError
-from tf_nst.weights_file import check_weights_file, corrupt_weights_error, keras_weights_name
+from tf_nst.features.weights_file import (
+    check_weights_file,
+    corrupt_weights_error,
+    keras_weights_name,
+)
+from tf_nst.precision import PRECISION_POLICIES
 
 # The ImageNet mean in BGR order, as `keras.applications.vgg19.preprocess_input` subtracts it.
 IMAGENET_BGR_MEAN = (103.939, 116.779, 123.68)
-# Precision name to the Keras dtype policy of the convolutions.
-PRECISION_POLICIES = {"fp32": "float32", "bf16": "mixed_bfloat16", "fp16": "mixed_float16"}
 
 
 @keras.saving.register_keras_serializable(package="tf_nst")
@@ -235,30 +237,3 @@ def _quiet_keras_loading():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         yield
-
-
-def preferred_precision() -> str:
-    """Returns "bf16" where the hardware computes bfloat16 natively, else "fp32".
-
-    That is an Ampere-or-newer GPU (compute capability 8.0+) on every visible GPU, or, with no
-    GPU, a CPU with the AVX512-BF16 or AMX-BF16 instructions, which oneDNN uses for bfloat16
-    convolutions at about half the time of fp32 (benchmarks/README.md, "Precision").
-    """
-    gpus = tf.config.list_physical_devices("GPU")
-    capabilities = [
-        tf.config.experimental.get_device_details(gpu).get("compute_capability", (0, 0))
-        for gpu in gpus
-    ]
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            flags = set(cpuinfo.read().split())
-    except OSError:
-        flags = set()
-    return precision_for_hardware(capabilities, flags)
-
-
-def precision_for_hardware(gpu_capabilities, cpu_flags) -> str:
-    """The choice of `preferred_precision`, from the GPUs' compute capabilities and CPU flags."""
-    if gpu_capabilities:
-        return "bf16" if all(tuple(c) >= (8, 0) for c in gpu_capabilities) else "fp32"
-    return "bf16" if {"avx512_bf16", "amx_bf16"} & set(cpu_flags) else "fp32"

@@ -1,38 +1,34 @@
-"""SavedModel export of the feature extractor and of the fast style network.
+"""SavedModel export of a trained style network (a "stylizer").
 
-Both SavedModels take `images`, float32 `[batch, height, width, 3]`, RGB in [0, 1], of any size,
-through their `serving_default` signature. The feature extractor returns one float32 output per
-layer, named by layer; the stylizer returns `stylized`, float32 of the same shape in [0, 1]. Both
-are written through Keras 3's `keras.export.ExportArchive` into a temporary directory beside the
-target and renamed into place, so a crash never leaves half a SavedModel.
+The SavedModel takes `images`, float32 `[batch, height, width, 3]`, RGB in [0, 1], of any size,
+through its `serving_default` signature and returns `stylized`, float32 of the same shape in
+[0, 1]. It is written through Keras 3's `keras.export.ExportArchive` into a temporary directory
+beside the target and renamed into place (`tf_nst.image.writing.staged_directory`), so a crash
+never leaves half a SavedModel.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import pathlib
-import shutil
-import tempfile
 
 import keras
 import tensorflow as tf
 
 from tf_nst.errors import StyleTransferError
-from tf_nst.transform import (
+from tf_nst.features.export import IMAGES_SPEC
+from tf_nst.image.writing import atomic_write_bytes, staged_directory
+from tf_nst.networks.transform import (
     build_transform_network,
     fixed_statistics,
     normalization_layers,
     record_statistics,
 )
-from tf_nst.writing import atomic_write_bytes
 
 # The stylizer's metadata file, inside its SavedModel directory (TensorFlow ignores extra files).
 STYLIZER_METADATA = "tf_nst_stylizer.json"
 STYLIZER_FORMAT = "tf_nst stylizer"
 STYLIZER_FORMAT_VERSION = 1
-IMAGES_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name="images")
 
 
 def stylizer_signature_names(precision: str) -> dict[str, str]:
@@ -53,61 +49,6 @@ def stylizer_signature_names(precision: str) -> dict[str, str]:
     }
 
 
-@contextlib.contextmanager
-def _staged_directory(directory: str | os.PathLike):
-    """Yields an empty staging path beside `directory` that is renamed to it if the block succeeds.
-
-    The staging directory is a hidden sibling (same file system, so the rename is atomic) and is
-    removed whatever happens.
-
-    Raises:
-        StyleTransferError: If `directory` exists, its parent is not writable, or the rename fails.
-    """
-    directory = pathlib.Path(directory)
-    if directory.exists():
-        raise StyleTransferError(f"{directory} already exists: choose a new export directory")
-    parent = directory.absolute().parent
-    try:
-        staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=parent))
-    except OSError as error:
-        raise StyleTransferError(
-            f"cannot write in {parent} ({error.strerror}): choose a writable export directory"
-        ) from None
-    try:
-        target = staging / "saved_model"
-        try:
-            yield target
-            os.replace(target, directory)
-        except OSError as error:
-            raise StyleTransferError(
-                f"cannot write the export to {directory} ({error.strerror or error}): check "
-                "that it does not exist yet and that the disk has space"
-            ) from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def export_feature_extractor(extractor: keras.Model, directory: str | os.PathLike) -> None:
-    """Writes `extractor` as a SavedModel at `directory`, atomically.
-
-    Args:
-        extractor: A model from `build_feature_extractor`.
-        directory: The SavedModel directory to create; it must not exist yet.
-
-    Raises:
-        StyleTransferError: If `directory` exists or its parent is not writable.
-    """
-    with _staged_directory(directory) as target:
-        archive = keras.export.ExportArchive()
-        archive.track(extractor)
-        archive.add_endpoint(
-            name="serving_default",
-            fn=lambda images: dict(extractor(images, training=False)),
-            input_signature=[IMAGES_SPEC],
-        )
-        archive.write_out(str(target), verbose=False)
-
-
 def export_stylizer(
     model: keras.Model,
     directory: str | os.PathLike,
@@ -122,7 +63,7 @@ def export_stylizer(
     - `statistics[_PRECISION]`: `images` -> `statistics`, float32 `[batch, 2 * channels]`, every
       instance norm's mean then variance, in network order;
     - `stylize_with_statistics[_PRECISION]`: `images`, `statistics` -> `stylized`, with the
-      instance norms using the given statistics: how `tf_nst.apply` makes tiles agree.
+      instance norms using the given statistics: how `tf_nst.networks.apply` makes tiles agree.
 
     The metadata file `STYLIZER_METADATA` inside the directory holds `metadata` (the caller's:
     style names and SHA-256, settings, steps, validation loss, tf_nst version) under
@@ -161,7 +102,7 @@ def export_stylizer(
             f"the stylizer metadata is not JSON-serialisable ({error}): pass plain values"
         ) from None
 
-    with _staged_directory(directory) as target:
+    with staged_directory(directory) as target:
         archive = keras.export.ExportArchive()
         for precision in precisions:
             network = build_transform_network(width, precision)

@@ -21,7 +21,7 @@ is float32 in [0, 1] whatever the precision.
 Instance normalisation is our own layer rather than `keras.layers.GroupNormalization`: it computes
 the same thing (in float32 under mixed precision), but its statistics can be recorded from one
 image and imposed on another (`record_statistics`, `fixed_statistics`). That is what lets
-`tf_nst.apply` process a huge image in tiles that all see the whole image's statistics, so the
+`tf_nst.networks.apply` process a huge image in tiles that all see the whole image's statistics, so the
 tiles agree with the untiled result instead of each normalising itself.
 """
 
@@ -34,7 +34,7 @@ import keras
 from keras import ops
 
 from tf_nst.errors import StyleTransferError
-from tf_nst.features import PRECISION_POLICIES
+from tf_nst.precision import PRECISION_POLICIES
 
 RESIDUAL_BLOCKS = 5
 # The two stride-2 convolutions divide the size by 4.

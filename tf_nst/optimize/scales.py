@@ -10,8 +10,8 @@ import dataclasses
 import math
 from collections.abc import Sequence
 
-from tf_nst.backbones import deepest_layer, minimum_input_side
 from tf_nst.errors import StyleTransferError
+from tf_nst.features.backbones import deepest_layer, minimum_input_side
 
 # Up to this long side one scale is cheap enough; above it, coarse-to-fine pays off twice: the
 # coarse steps cost a quarter as much, and the strokes laid down at the coarse scale come out
@@ -98,7 +98,7 @@ def check_image_sizes(
     """Checks every image of a run against the size floor and ceiling; the one size check.
 
     It needs only the images' (height, width), which an image header gives, so the CLI calls it
-    before decoding anything; `Stylizer` calls it again for callers of the library.
+    before decoding anything; `Optimization` calls it again for callers of the library.
 
     * Floor: every image must have at least `minimum_working_side(layers)` pixels per side, as a
       source (upscaling a smaller one would hand the network a blur with nothing to match) and at

@@ -1,0 +1,169 @@
+"""A style network's training as a job of the run machinery (`tf_nst.run`)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import pathlib
+import secrets
+from collections.abc import Sequence
+
+from tf_nst.errors import StyleTransferError
+from tf_nst.run import ResumeKey
+from tf_nst.run.job import LoopJob, file_digest
+from tf_nst.text import setting_text
+
+# Settings that change a training's trajectory: a resumed run must keep them.
+TRAIN_RESUME_SETTINGS = (
+    "size", "batch_size", "steps", "learning_rate", "content_weight", "style_weight", "tv_weight",
+    "content_layers", "style_layers", "style_layer_weights", "style_blend", "style_scale",
+    "width", "backbone", "weights", "pooling", "precision", "seed", "validation",
+    "validation_every", "distribute",
+)  # fmt: skip
+
+
+def photos_digest(paths: Sequence[str]) -> str:
+    """SHA-256 of the photo list (names and sizes), so a resume can tell the folder changed."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(f"{os.path.abspath(path)}\0{os.path.getsize(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def train_resume_key(config, photo_paths: Sequence[str], style_paths: Sequence[str]) -> ResumeKey:
+    """What a training's checkpoint records and `--resume` compares."""
+    settings = {name: setting_text(getattr(config, name)) for name in TRAIN_RESUME_SETTINGS}
+    if config.weights != "imagenet":
+        settings["weights"] = os.path.abspath(config.weights)
+    inputs = {"photos": photos_digest(photo_paths)}
+    inputs.update(
+        {f"style {index + 1}": file_digest(path) for index, path in enumerate(style_paths)}
+    )
+    return ResumeKey("train", settings, inputs)
+
+
+class TrainJob(LoopJob):
+    """A fast style network's training as a `tf_nst.run.Job`.
+
+    The result is the network with the lowest validation loss, exported as a SavedModel with its
+    metadata (`tf_nst.networks.export.export_stylizer`).
+
+    Args:
+        trainer: The `training.NetworkTrainer`, built (and restored, on `--resume`).
+        styles: The style images, for TensorBoard.
+        style_paths: Their files, named with their SHA-256 in the model's metadata.
+    """
+
+    kind = "train"
+
+    def __init__(self, trainer, styles, style_paths: Sequence[str], resumed: bool = False):
+        self.trainer = self.loop = trainer
+        self.styles = styles
+        self.style_paths = list(style_paths)
+        self.resumed = resumed
+
+    def restore(self, path: str) -> None:
+        """Restores a checkpoint (the trainer turns any failure into one line)."""
+        self.trainer.restore(path)
+
+    def has_result(self) -> bool:
+        """Whether a network worth saving exists.
+
+        A step ran, and either a validation was finite or nothing diverged.
+        """
+        return self.step > 0 and (math.isfinite(self.best_loss) or not self.stop_reason)
+
+    def metadata(self) -> dict:
+        """What the model folder records about its training."""
+        import tf_nst
+
+        return {
+            "styles": [
+                {"name": os.path.basename(path), "sha256": file_digest(path)}
+                for path in self.style_paths
+            ],
+            "settings": {
+                name: setting_text(value) for name, value in self.trainer.config.hparams().items()
+            },
+            "seed": self.trainer.seed,
+            "steps": self.step,
+            "validation_loss": self.best_loss if self.best_loss != float("inf") else None,
+            "tf_nst_version": tf_nst.__version__,
+        }
+
+    def save_result(self, path: pathlib.Path) -> None:
+        """Exports the best network to the model folder, atomically.
+
+        A resumed run replaces the model its interrupted run saved there: the new export is
+        written beside it first and swapped in by renames.
+        """
+        import shutil
+
+        from tf_nst.networks.export import export_stylizer
+
+        model = self.trainer.best_model()
+        if not (self.resumed and is_stylizer(path)):
+            export_stylizer(model, path, self.metadata())
+            return
+        token = secrets.token_hex(4)
+        fresh, old = (path.with_name(f".{path.name}.{kind}-{token}") for kind in ("new", "old"))
+        export_stylizer(model, fresh, self.metadata())
+        os.rename(path, old)
+        os.rename(fresh, path)
+        shutil.rmtree(old, ignore_errors=True)
+
+    def save_intermediate(self, result, path: pathlib.Path) -> None:
+        """Training has no numbered intermediates: `--save-every` is not one of its options."""
+        raise StyleTransferError("training writes no intermediates")
+
+    def intermediate_name(self, output: pathlib.Path, step: int) -> pathlib.Path:
+        """Not used: see `save_intermediate`."""
+        return output.with_name(f"{output.name}_{step:06d}")
+
+    def progress_note(self, result) -> str:
+        """Training speed."""
+        return f"{result.images_per_second:.1f} img/s"
+
+    def hparams(self) -> dict:
+        """The settings as run, with the seed, precision and replicas resolved."""
+        values = self.trainer.config.hparams()
+        values["seed"] = self.trainer.seed
+        values["precision"] = self.trainer._precision
+        values["replicas"] = self.trainer.global_batch_size // self.trainer.config.batch_size
+        return values
+
+    def log_start(self, log) -> None:
+        """Command line, hparams, the styles and the validation photos."""
+        from tf_nst.config import TrainConfig
+        from tf_nst.run import summaries
+
+        self.log_command_settings_and_styles(
+            log,
+            TrainConfig,
+            metrics=(summaries.LOSS_BEST, summaries.LOSS_VALIDATION),
+            leading=("style_weight", "size", "steps", "width"),
+        )
+        photos = self.trainer._validation_photos
+        if photos.shape[0]:
+            log.image(summaries.PICTURE_CONTENT, 0, photos)
+        log.flush()
+
+    def log_step(self, log, result, with_images: bool) -> None:
+        """Losses, speed and learning rate; validation loss and pictures on validation steps."""
+        from tf_nst.run import summaries
+
+        log.scalars(result.step, summaries.train_step_scalars(result))
+        if result.validation_images is not None:
+            log.image(summaries.PICTURE_VALIDATION, result.step, result.validation_images)
+
+    def log_end(self, log) -> None:
+        """Nothing beyond the last validation."""
+        log.flush()
+
+
+def is_stylizer(path: str | os.PathLike) -> bool:
+    """Whether `path` is a model folder that `tf-nst train` wrote."""
+    from tf_nst.networks.export import STYLIZER_METADATA
+
+    return (pathlib.Path(path) / STYLIZER_METADATA).is_file()
