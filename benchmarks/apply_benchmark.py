@@ -7,12 +7,12 @@ Usage:
 What is measured (benchmarks/README.md, "Fast style networks: apply", explains the tables):
 
 * Milliseconds per image of applying an exported stylizer (the SavedModel, through
-  `tf_nst.networks.apply.load_stylizer`, as `tf-nst apply` does) at 256, 512, 1024 and 2048 px (long side,
+  `tf_nst.networks.stylizer.load_stylizer`, as `tf-nst apply` does) at 256, 512, 1024 and 2048 px (long side,
   4:3 landscape), for `--width 32` (Johnson's network) and 16, in fp32 and bf16; best of a few
   calls after a warm-up call at the same size.
 * Batched images/s at 512 px (`--batch` images per call).
 * Peak resident memory of each (width, precision), which is reached at the largest size, against
-  `tf_nst.networks.apply.estimate_apply_bytes`.
+  `tf_nst.networks.memory.estimate_apply_bytes`.
 * Achieved GFLOP/s, from the network's convolutions counted analytically
   (`tf_nst.networks.transform.count_flops`), against a large float32 and bfloat16 matmul measured in the
   same run.
@@ -78,7 +78,8 @@ def _job_export(job: dict) -> dict:
 def _job_apply(job: dict) -> dict:
     import numpy as np
 
-    from tf_nst.networks.apply import estimate_apply_bytes, load_stylizer
+    from tf_nst.networks.memory import estimate_apply_bytes
+    from tf_nst.networks.stylizer import load_stylizer
     from tf_nst.networks.transform import count_flops
 
     stylizer = load_stylizer(job["path"], job["precision"])

@@ -489,7 +489,7 @@ def _profile_by_parts(optimization, iterator, steps: int) -> dict:
 
     image = tf.Variable(optimization.best_image[None])
     extractor = optimization.extractor
-    targets = (optimization._content_targets, optimization._style_grams)
+    targets = (optimization.content_targets, optimization.style_gram_targets)
 
     @tf.function
     def forward(image):

@@ -30,7 +30,7 @@ def _network(path: str):
 
         model = keras.saving.load_model(path, safe_mode=True)
         return lambda batch: np.asarray(model(batch, training=False))
-    from tf_nst.networks.apply import load_stylizer
+    from tf_nst.networks.stylizer import load_stylizer
 
     stylizer = load_stylizer(path, precision="auto")
     return lambda batch: np.asarray(stylizer(batch))

@@ -1,4 +1,5 @@
-"""Tests for the stylizer export (tf_nst.networks.export.export_stylizer) and its use (tf_nst.networks.apply).
+"""Tests for the stylizer export (`tf_nst.networks.export`) and its use
+(`tf_nst.networks.stylizer`, `tiling`, `memory`, `apply`).
 
 One `width=4` network is exported once per module. The SavedModel is reloaded in a fresh Python
 process that never imports tf_nst; tiling, memory and file handling run on small images, except
@@ -16,15 +17,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tf_nst.config import ApplyConfig
 from tf_nst.errors import StyleTransferError
-from tf_nst.networks.apply import (
-    TILE_BLEND,
-    TILE_HALO,
-    apply_to_files,
-    estimate_apply_bytes,
-    load_stylizer,
-)
+from tf_nst.networks.apply import apply_to_files
 from tf_nst.networks.export import STYLIZER_METADATA, export_stylizer
+from tf_nst.networks.memory import estimate_apply_bytes
+from tf_nst.networks.stylizer import load_stylizer
+from tf_nst.networks.tiling import TILE_BLEND, TILE_HALO
 from tf_nst.networks.transform import build_transform_network
 
 INPUT_SHAPES = {"odd": (1, 37, 53, 3), "batch": (2, 64, 48, 3)}
@@ -53,7 +52,8 @@ import sys
 
 import numpy as np
 
-from tf_nst.networks.apply import estimate_apply_bytes, load_stylizer
+from tf_nst.networks.memory import estimate_apply_bytes
+from tf_nst.networks.stylizer import load_stylizer
 
 stylizer = load_stylizer(sys.argv[1])
 image = np.random.default_rng(0).random((3072, 4096, 3), dtype=np.float32)
@@ -203,7 +203,7 @@ def test_4096_by_3072_image_stylizes_within_the_memory_estimate(exported):
 def test_apply_to_a_folder_skips_and_reports_a_bad_file(stylizer, photos, tmp_path):
     (photos / "broken.jpg").write_bytes(b"not an image at all")
     output = tmp_path / "out"
-    result = apply_to_files(stylizer, [photos], output, batch_size=2)
+    result = apply_to_files(stylizer, [photos], output, ApplyConfig(batch_size=2))
     assert len(result.written) == 3
     assert [source for source, _ in result.failed] == [str(photos / "broken.jpg")]
     message = result.failed[0][1]
@@ -217,14 +217,16 @@ def test_apply_to_a_folder_skips_and_reports_a_bad_file(stylizer, photos, tmp_pa
 def test_apply_to_one_file_writes_that_file_at_the_given_size(stylizer, photos, tmp_path):
     output = tmp_path / "stylized.png"
     for mode in ("none", "luminance", "histogram"):
-        result = apply_to_files(stylizer, [photos / "a.png"], output, size=20, preserve_colors=mode)
+        result = apply_to_files(
+            stylizer, [photos / "a.png"], output, ApplyConfig(size=20, preserve_colors=mode)
+        )
         assert result.exit_status == 0 and result.written == [(str(photos / "a.png"), str(output))]
         assert Image.open(output).size == (20, 12)
 
 
 def test_batched_and_single_results_agree(stylizer, photos, tmp_path):
-    single = apply_to_files(stylizer, [photos], tmp_path / "single", batch_size=1)
-    batched = apply_to_files(stylizer, [photos], tmp_path / "batched", batch_size=3)
+    single = apply_to_files(stylizer, [photos], tmp_path / "single", ApplyConfig(batch_size=1))
+    batched = apply_to_files(stylizer, [photos], tmp_path / "batched", ApplyConfig(batch_size=3))
     assert single.ok and batched.ok
     for name in ("a.png", "c.png"):
         first = np.asarray(Image.open(tmp_path / "single" / "photos" / name), np.int16)

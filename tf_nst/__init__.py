@@ -18,7 +18,7 @@ _PUBLIC = {
     "export_feature_extractor": "tf_nst.features.export",
     "build_transform_network": "tf_nst.networks.transform",
     "export_stylizer": "tf_nst.networks.export",
-    "load_stylizer": "tf_nst.networks.apply",
+    "load_stylizer": "tf_nst.networks.stylizer",
     "apply_to_files": "tf_nst.networks.apply",
 }
 

@@ -13,7 +13,7 @@ import os
 import pathlib
 import sys
 
-from tf_nst.cli.options import _split, from_arguments
+from tf_nst.cli.options import from_arguments, split_list
 from tf_nst.config import INITS, ApplyConfig, OutputOptions, StyleConfig, TrainConfig
 from tf_nst.errors import StyleTransferError
 from tf_nst.run.console import print_line as _print
@@ -129,7 +129,7 @@ def run_export(arguments: argparse.Namespace) -> int:
     from tf_nst.features.extractor import build_feature_extractor, validate_layers
     from tf_nst.precision import resolve_precision
 
-    layers = validate_layers(config.backbone, _split(arguments.layers, str, "layers"))
+    layers = validate_layers(config.backbone, split_list(arguments.layers, str, "layers"))
     if not layers:
         raise StyleTransferError("--layers is empty: name at least one layer")
     with run.SignalHandler() as interrupts:
@@ -259,7 +259,8 @@ def run_apply(arguments: argparse.Namespace) -> int:
 
     config = from_arguments(ApplyConfig, arguments)
     import_tensorflow(verbose=arguments.debug)
-    from tf_nst.networks.apply import apply_to_files, load_stylizer
+    from tf_nst.networks.apply import apply_to_files
+    from tf_nst.networks.stylizer import load_stylizer
     from tf_nst.precision import resolve_precision
 
     console = run.Console(quiet=arguments.quiet)
@@ -279,9 +280,8 @@ def run_apply(arguments: argparse.Namespace) -> int:
 
         try:
             result = apply_to_files(
-                stylizer, arguments.inputs, arguments.output, config.size, config.batch_size,
-                config.preserve_colors, progress=progress,
-            )  # fmt: skip
+                stylizer, arguments.inputs, arguments.output, config, progress=progress
+            )
         except (_StopError, run.SecondSignalError):
             console.final(
                 f"tf-nst: {interrupts.signal_name} received: the images written so far are "

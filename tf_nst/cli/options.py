@@ -65,12 +65,12 @@ def from_arguments(config_class, arguments: argparse.Namespace, defaults=None):
             continue
         value = getattr(arguments, field.name)
         if field.type.startswith("tuple[") and isinstance(value, str):
-            value = _split(value, float if "float" in field.type else str, field.name)
+            value = split_list(value, float if "float" in field.type else str, field.name)
         values[field.name] = value
     return config_class(**values)
 
 
-def _split(text: str, convert, name: str) -> tuple:
+def split_list(text: str, convert, name: str) -> tuple:
     items = [item.strip() for item in text.split(",") if item.strip()]
     try:
         return tuple(convert(item) for item in items)

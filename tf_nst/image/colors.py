@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from tf_nst.config import PRESERVE_COLORS
 from tf_nst.errors import StyleTransferError
-
-PRESERVE_COLORS_MODES = ("none", "luminance", "histogram")
 
 # NTSC (FCC 1953) RGB -> YIQ matrix; rows give Y, I and Q.
 _RGB_TO_YIQ = np.array(
@@ -304,7 +303,7 @@ def network_inputs(
     Args:
         content: HxWx3 RGB content image in [0, 1].
         styles: HxWx3 RGB style images in [0, 1], any sizes.
-        mode: One of `PRESERVE_COLORS_MODES`.
+        mode: One of `PRESERVE_COLORS`.
 
     Returns:
         (content, styles) as float32 HxWx3 images.
@@ -335,7 +334,7 @@ def restore_colors(image: np.ndarray, content: np.ndarray, mode: str) -> np.ndar
     Args:
         image: HxWx3 RGB result of the run, in [0, 1].
         content: HxWx3 RGB content image of the same size, in [0, 1].
-        mode: One of `PRESERVE_COLORS_MODES`.
+        mode: One of `PRESERVE_COLORS`.
 
     Returns:
         The float32 HxWx3 image to save: the result's luminance with the content's chroma for
@@ -351,8 +350,27 @@ def restore_colors(image: np.ndarray, content: np.ndarray, mode: str) -> np.ndar
     return np.asarray(image, np.float32)
 
 
+def keep_colors(stylized: np.ndarray, photo: np.ndarray, mode: str) -> np.ndarray:
+    """Gives a finished stylization the photo's colours, as `tf-nst apply --preserve-colors` does.
+
+    Unlike `network_inputs` and `restore_colors`, which the optimisation applies before and after
+    it runs, this works on a result alone: "luminance" keeps the stylization's luminance with the
+    photo's chroma, "histogram" recolours it to the photo's colour mean and covariance.
+
+    Raises:
+        StyleTransferError: For an unknown mode, or images that are not finite HxWx3 arrays of
+            the same size.
+    """
+    _check_mode(mode)
+    if mode == "luminance":
+        return combine_luminance_with_chroma(stylized, photo)
+    if mode == "histogram":
+        return match_color_histogram(stylized, photo)
+    return np.asarray(stylized, np.float32)
+
+
 def _check_mode(mode: str) -> None:
-    if mode not in PRESERVE_COLORS_MODES:
+    if mode not in PRESERVE_COLORS:
         raise StyleTransferError(
-            f"unknown --preserve-colors {mode!r}: choose one of {', '.join(PRESERVE_COLORS_MODES)}"
+            f"unknown --preserve-colors {mode!r}: choose one of {', '.join(PRESERVE_COLORS)}"
         )

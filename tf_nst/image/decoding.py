@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from tf_nst.errors import StyleTransferError
-from tf_nst.text import printable as _printable
+from tf_nst.text import printable
 
 MAX_PIXELS: int = 89_478_485
 """Largest width * height an image may declare; Pillow's own default decompression-bomb limit."""
@@ -99,7 +99,7 @@ def read_image_info(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Im
     Raises:
         StyleTransferError: For the same files `load_image` refuses, as far as a header shows.
     """
-    label = _printable(os.fspath(path))
+    label = printable(os.fspath(path))
     status = _check_image_file(path, label)
     try:
         with open(path, "rb") as file:
@@ -146,7 +146,7 @@ def decode_image(
             corrupt, declares a side of 0 pixels or more than `max_pixels` pixels, does not fit
             in memory, or is in the (unsupported) CIELAB colour space.
     """
-    label = _printable(name)
+    label = printable(name)
     if len(data) == 0:
         raise StyleTransferError(f"{label} is empty (0 bytes): pass a PNG or JPEG image")
     if long_side is not None:
@@ -225,7 +225,7 @@ def _decode_errors(label: str, data: bytes, max_pixels: int) -> Iterator[None]:
         # Pillow's decoders signal bad data with OSError, SyntaxError, ValueError, EOFError,
         # struct.error, IndexError and more; for arbitrary bytes all of them mean the same thing.
         raise StyleTransferError(
-            f"{label} is truncated or corrupt ({type(error).__name__}: {_printable(str(error))}): "
+            f"{label} is truncated or corrupt ({type(error).__name__}: {printable(str(error))}): "
             "re-export or re-download it"
         ) from error
 
@@ -248,7 +248,7 @@ def load_image(
         StyleTransferError: If the file does not exist, is a directory or other non-regular file,
             cannot be read, is empty, or does not decode (see `decode_image`).
     """
-    label = _printable(os.fspath(path))
+    label = printable(os.fspath(path))
     _check_image_file(path, label)
     try:
         data = pathlib.Path(path).read_bytes()
@@ -390,7 +390,7 @@ def resize_to_long_side(image: np.ndarray, long_side: int) -> np.ndarray:
     Raises:
         ValueError: If `image` is not (height, width, channels) or `long_side` is not positive.
     """
-    height, width = _image_shape(image)[:2]
+    height, width = checked_shape(image)[:2]
     _check_positive_size("long_side", long_side)
     scale = long_side / max(height, width)
     if height >= width:
@@ -416,7 +416,7 @@ def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
     Raises:
         ValueError: If `image` is not (height, width, channels) or a size is not positive.
     """
-    _image_shape(image)
+    checked_shape(image)
     _check_positive_size("height", height)
     _check_positive_size("width", width)
     pixels = np.asarray(image, dtype=np.float32)
@@ -567,7 +567,8 @@ def _high_depth_to_rgb_float(image: Image.Image) -> np.ndarray:
     return np.ascontiguousarray(rgb, dtype=np.float32)
 
 
-def _image_shape(image: np.ndarray) -> tuple[int, int, int]:
+def checked_shape(image: np.ndarray) -> tuple[int, int, int]:
+    """Returns the (height, width, channels) of an image array; anything else is a ValueError."""
     shape = np.shape(image)
     if len(shape) != 3 or shape[0] < 1 or shape[1] < 1 or shape[2] < 1:
         raise ValueError(f"expected an image of shape (height, width, channels), got {shape}")

@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 from tf_nst.errors import StyleTransferError
-from tf_nst.image.decoding import _image_shape, to_uint8
-from tf_nst.text import printable as _printable
+from tf_nst.image.decoding import checked_shape, to_uint8
+from tf_nst.text import printable
 
 OUTPUT_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 """File extensions `save_image` can write, lower case."""
@@ -66,7 +66,7 @@ def check_output_path(
             link, its name is too long, a component of its directory is a file, its parent
             directory is missing or not writable, or it names one of the inputs.
     """
-    label = _printable(os.fspath(path))
+    label = printable(os.fspath(path))
     output = pathlib.Path(path)
     suffix = output.suffix.lower()
     known = ", ".join(OUTPUT_EXTENSIONS)
@@ -74,7 +74,7 @@ def check_output_path(
         raise StyleTransferError(f"output path {label} has no file extension: end it with {known}")
     if suffix not in OUTPUT_EXTENSIONS:
         raise StyleTransferError(
-            f"output path {label} has the unknown extension {_printable(suffix)}: "
+            f"output path {label} has the unknown extension {printable(suffix)}: "
             f"use one of {known}"
         )
     # os.path.isdir, not Path.is_dir: on Python 3.11 the latter raises ENAMETOOLONG for a name
@@ -84,7 +84,7 @@ def check_output_path(
             f"output path {label} is a directory: give a file name such as {label}/output.png"
         )
     parent = pathlib.Path(os.path.abspath(output)).parent
-    parent_label = _printable(str(parent))
+    parent_label = printable(str(parent))
     existing = _first_existing_ancestor(parent)
     if existing == parent and not os.path.isdir(parent):
         raise StyleTransferError(
@@ -92,7 +92,7 @@ def check_output_path(
         )
     if not os.path.isdir(existing):
         raise StyleTransferError(
-            f"output directory {parent_label} cannot be created: {_printable(str(existing))} is "
+            f"output directory {parent_label} cannot be created: {printable(str(existing))} is "
             "a file, not a directory; choose another output path"
         )
     if existing != parent:
@@ -109,14 +109,14 @@ def check_output_path(
             "another output path"
         )
     for input_path in input_paths:
-        if _same_file(output, pathlib.Path(input_path)):
+        if same_file(output, pathlib.Path(input_path)):
             raise StyleTransferError(
-                f"refusing to overwrite the input {_printable(os.fspath(input_path))} with the "
+                f"refusing to overwrite the input {printable(os.fspath(input_path))} with the "
                 f"output {label}: choose another output path"
             )
     if output.is_symlink():
         raise StyleTransferError(
-            f"output path {label} is a symbolic link (to {_printable(os.readlink(output))}): "
+            f"output path {label} is a symbolic link (to {printable(os.readlink(output))}): "
             "tf-nst replaces the file it writes rather than writing through a link; give the "
             "real path or another name"
         )
@@ -147,7 +147,7 @@ def check_name_length(
     length = len(os.fsencode(name))
     if length + TEMPORARY_NAME_EXTRA > limit:
         raise StyleTransferError(
-            f"{what} name {_printable(name[:40])}... is {length} bytes long, but it is first "
+            f"{what} name {printable(name[:40])}... is {length} bytes long, but it is first "
             f"written as .NAME.xxxxxxxx.tmp and this file system allows {limit} bytes per name: "
             f"use a name of at most {limit - TEMPORARY_NAME_EXTRA} bytes"
         )
@@ -184,14 +184,14 @@ def save_image(image: np.ndarray, path: str | os.PathLike) -> None:
             file cannot be written.
         ValueError: If `image` is not a (height, width, 3) float array.
     """
-    label = _printable(os.fspath(path))
+    label = printable(os.fspath(path))
     suffix = pathlib.Path(path).suffix.lower()
     if suffix not in _SAVE_FORMATS:
         raise StyleTransferError(
-            f"cannot save {label}: unknown extension {_printable(suffix) or '(none)'}; use one of "
+            f"cannot save {label}: unknown extension {printable(suffix) or '(none)'}; use one of "
             f"{', '.join(OUTPUT_EXTENSIONS)}"
         )
-    if _image_shape(image)[2] != 3:
+    if checked_shape(image)[2] != 3:
         raise ValueError(f"save_image expects a (height, width, 3) image, got {np.shape(image)}")
     pixel_format, options = _SAVE_FORMATS[suffix]
     picture = Image.fromarray(to_uint8(image))
@@ -223,7 +223,7 @@ def _atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
     failure the temporary file is removed and the destination is untouched.
     """
     destination = pathlib.Path(path)
-    label = _printable(os.fspath(path))
+    label = printable(os.fspath(path))
     directory = destination.parent
     try:
         descriptor, temporary_name = tempfile.mkstemp(
@@ -249,7 +249,7 @@ def _atomic_file(path: str | os.PathLike) -> Iterator[BinaryIO]:
 
 
 def _write_error(label: str, error: OSError) -> StyleTransferError:
-    reason = _printable(error.strerror or str(error))
+    reason = printable(error.strerror or str(error))
     return StyleTransferError(
         f"cannot write {label} ({reason}): check the directory exists, is writable and has space"
     )
@@ -275,7 +275,7 @@ def _umask() -> int:
     return 0o022
 
 
-def _same_file(first: pathlib.Path, second: pathlib.Path) -> bool:
+def same_file(first: pathlib.Path, second: pathlib.Path) -> bool:
     if os.path.realpath(first) == os.path.realpath(second):
         return True
     # samefile also catches hard links and case-insensitive file systems, but needs both to exist.

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from tf_nst.errors import StyleTransferError
 from tf_nst.image import decoding
+from tf_nst.text import printable
 
 PHOTO_EXTENSIONS = (
     ".jpg",
@@ -53,7 +54,7 @@ it would see with whole photos only, which it must handle when applied at a larg
 """
 
 # Stateless random ops take int32/int64 seeds; a user's seed is folded into this range.
-_SEED_MODULUS = 2**31 - 1
+SEED_MODULUS = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,7 +91,7 @@ def find_photos(photos: str | os.PathLike | Sequence[str | os.PathLike]) -> list
     """
     if isinstance(photos, (str, os.PathLike)):
         folder = pathlib.Path(photos)
-        label = decoding._printable(os.fspath(photos))
+        label = printable(os.fspath(photos))
         if not folder.exists():
             raise StyleTransferError(f"photos folder {label} does not exist: check the path")
         if not folder.is_dir():
@@ -112,7 +113,7 @@ def find_photos(photos: str | os.PathLike | Sequence[str | os.PathLike]) -> list
         elif entry.exists():
             found.append(os.fspath(entry))
         else:
-            label = decoding._printable(os.fspath(path))
+            label = printable(os.fspath(path))
             raise StyleTransferError(f"photo path {label} does not exist: check the path")
     if not found:
         raise StyleTransferError("no photos were given: pass a folder of photos")
@@ -169,7 +170,7 @@ def scan_photos(
     )
     if len(usable) < batch_size + validation:
         where = (
-            decoding._printable(os.fspath(photos))
+            printable(os.fspath(photos))
             if isinstance(photos, (str, os.PathLike))
             else "the photos given"
         )
@@ -229,7 +230,7 @@ def training_dataset(
         raise StyleTransferError("no training photos: pass a folder of photos")
     path_table = tf.constant(list(paths))
     count = len(paths)
-    seed = int(seed) % _SEED_MODULUS
+    seed = int(seed) % SEED_MODULUS
 
     def load(index):
         epoch = index // count

@@ -63,7 +63,7 @@ def export_stylizer(
     - `statistics[_PRECISION]`: `images` -> `statistics`, float32 `[batch, 2 * channels]`, every
       instance norm's mean then variance, in network order;
     - `stylize_with_statistics[_PRECISION]`: `images`, `statistics` -> `stylized`, with the
-      instance norms using the given statistics: how `tf_nst.networks.apply` makes tiles agree.
+      instance norms using the given statistics: how `tf_nst.networks.tiling` makes tiles agree.
 
     The metadata file `STYLIZER_METADATA` inside the directory holds `metadata` (the caller's:
     style names and SHA-256, settings, steps, validation loss, tf_nst version) under

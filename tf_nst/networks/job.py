@@ -129,7 +129,7 @@ class TrainJob(LoopJob):
         """The settings as run, with the seed, precision and replicas resolved."""
         values = self.trainer.config.hparams()
         values["seed"] = self.trainer.seed
-        values["precision"] = self.trainer._precision
+        values["precision"] = self.trainer.precision
         values["replicas"] = self.trainer.global_batch_size // self.trainer.config.batch_size
         return values
 
@@ -144,7 +144,7 @@ class TrainJob(LoopJob):
             metrics=(summaries.LOSS_BEST, summaries.LOSS_VALIDATION),
             leading=("style_weight", "size", "steps", "width"),
         )
-        photos = self.trainer._validation_photos
+        photos = self.trainer.validation_photos
         if photos.shape[0]:
             log.image(summaries.PICTURE_CONTENT, 0, photos)
         log.flush()

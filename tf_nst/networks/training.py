@@ -296,13 +296,13 @@ class NetworkTrainer:
         self.photos = data.scan_photos(photos, config.validation, self.global_batch_size)
         self.weights = loss_weights(config)
         self._blend = config.normalized_style_blend(len(styles))
-        self._precision = resolve_precision(config.precision)
+        self.precision = resolve_precision(config.precision)
         layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
         self._check_sizes(styles, layers)
         self.seed = (
             config.seed
             if config.seed is not None
-            else int(np.random.SeedSequence().entropy % data._SEED_MODULUS)
+            else int(np.random.SeedSequence().entropy % data.SEED_MODULUS)
         )
         if config.seed is not None:
             keras.utils.set_random_seed(config.seed)
@@ -313,11 +313,11 @@ class NetworkTrainer:
                     config.backbone,
                     config.weights,
                     config.pooling,
-                    self._precision,
+                    self.precision,
                 )
             self.model = self._build_network()
             optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
-            if self._precision == "fp16":
+            if self.precision == "fp16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             self.optimizer = optimizer
             self.optimizer.build(self.model.trainable_variables)
@@ -338,7 +338,7 @@ class NetworkTrainer:
         self.extractor = extractor
         self._content_extractor = content_submodel(extractor, config.content_layers)
         self._style_grams = self._style_targets(styles)
-        self._validation_photos = tf.constant(
+        self.validation_photos = tf.constant(
             data.validation_images(self.photos.validation, config.size)
         )
         self.step = 0
@@ -376,7 +376,7 @@ class NetworkTrainer:
     def _build_network(self) -> keras.Model:
         from tf_nst.networks.transform import build_transform_network
 
-        return build_transform_network(self.config.width, self._precision)
+        return build_transform_network(self.config.width, self.precision)
 
     def _check_sizes(self, styles, layers) -> None:
         minimum = minimum_input_side(layers)
@@ -541,7 +541,7 @@ class NetworkTrainer:
         Raises:
             StyleTransferError: If no photos are held out (`config.validation` is 0).
         """
-        photos = self._validation_photos
+        photos = self.validation_photos
         if photos.shape[0] == 0:
             raise StyleTransferError("no validation photos: raise --validation")
         losses, outputs = [], []

@@ -17,12 +17,12 @@ its largest scale.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 
 from tf_nst.errors import StyleTransferError
 from tf_nst.features.backbones import BLOCK_DEPTHS, BLOCK_FILTERS, layer_names
 from tf_nst.image import decoding
+from tf_nst.memory import RUNTIME_BASE_BYTES, available_bytes, format_bytes
 from tf_nst.optimize.lbfgs import LBFGS_HISTORY
 from tf_nst.optimize.scales import plan_scales, style_long_side, working_shape
 
@@ -41,8 +41,6 @@ RESIZE_WORK_BYTES = 64
 # Bytes per pixel of the colour pre-processing of --preserve-colors luminance or histogram, which
 # works in float64 (colors.py): the image, its centred pixels, the matched result, and copies.
 COLOR_WORK_BYTES = 120
-# TensorFlow, Keras and Python themselves: the intercept of the fit.
-BASE_BYTES = 800 * 2**20
 # XLA keeps more buffers alive than the graph executor (benchmarks/README.md, "Memory").
 JIT_FACTOR = 1.8
 BYTES_PER_ELEMENT = {"fp32": 4, "bf16": 2, "fp16": 2}
@@ -76,7 +74,7 @@ def estimate_peak_bytes(
     image_bytes = 6 * height * width * 3 * 4
     lbfgs_bytes = (2 * lbfgs_history + 12) * height * width * 3 * 8 if lbfgs_history else 0
     return int(
-        BASE_BYTES
+        RUNTIME_BASE_BYTES
         + ACTIVATION_COPIES * (JIT_FACTOR if jit else 1.0) * activation_elements * element_bytes
         + weight_elements * 4 * (1 if precision == "fp32" else 1.5)
         + image_bytes
@@ -97,7 +95,7 @@ def estimate_run_bytes(
     long_side=config.size)` for the content and an init image, and `long_side=style_long_side(
     config.size, config.style_scale)` for the styles (`load_sides` gives both). It counts
 
-    * the runtime (`BASE_BYTES`), always;
+    * the runtime (`RUNTIME_BASE_BYTES`), always;
     * the images the run keeps, as float32, at their loaded sizes;
     * the largest of these moments: decoding the largest image (`decoding.decode_peak_bytes`);
       the colour pre-processing; extracting a style's features at its working size at the
@@ -150,9 +148,9 @@ def estimate_run_bytes(
         LBFGS_HISTORY if config.optimizer == "lbfgs" else 0,
     )
     return int(
-        BASE_BYTES
+        RUNTIME_BASE_BYTES
         + FLOAT_IMAGE_BYTES * kept
-        + max(decoding, colour, style_features, step - BASE_BYTES)
+        + max(decoding, colour, style_features, step - RUNTIME_BASE_BYTES)
     )
 
 
@@ -195,21 +193,6 @@ def _network_elements(height: int, width: int, backbone: str, layers) -> tuple[i
     return activation_elements, weight_elements
 
 
-def available_bytes() -> int | None:
-    """Returns the memory available to a new allocation (Linux MemAvailable), or None."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    except (ValueError, OSError):
-        return None
-
-
 def check_fits(estimate: int, size: int, available: int | None = None) -> None:
     """Refuses a run whose estimated peak exceeds the available memory.
 
@@ -223,12 +206,3 @@ def check_fits(estimate: int, size: int, available: int | None = None) -> None:
             f"{format_bytes(available)} is available: use a smaller --size, --precision bf16, "
             "or fewer deep layers (with --scales the peak is at the largest scale)"
         )
-
-
-def format_bytes(count: float) -> str:
-    """Formats a byte count as e.g. "1.5 GiB"."""
-    for unit in ("B", "KiB", "MiB"):
-        if abs(count) < 1024:
-            return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
-        count /= 1024
-    return f"{count:.1f} GiB"

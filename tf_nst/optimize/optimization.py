@@ -211,7 +211,7 @@ class Optimization:
                 self.extractor(_resize(style, style_height, style_width)[None], training=False)
             )
         # Computed once per scale, never per step.
-        self._style_grams = style_targets(
+        self.style_gram_targets = style_targets(
             [
                 {name: features[name] for name in self.weights.style_layers}
                 for features in style_features
@@ -220,7 +220,7 @@ class Optimization:
         )
         del style_features  # the style's activations can be large (--style-scale): free them now
         content_features = self.extractor(content[None], training=False)
-        self._content_targets = {
+        self.content_targets = {
             name: content_features[name] for name in self.config.content_layers
         }
         if start_image is None:
@@ -381,7 +381,7 @@ class Optimization:
         for _ in range(count):
             started = time.perf_counter()
             loss, terms, evaluated, finite = self._adam_step(
-                self._image, self._content_targets, self._style_grams
+                self._image, self.content_targets, self.style_gram_targets
             )
             loss = float(loss)
             seconds = time.perf_counter() - started
@@ -404,7 +404,7 @@ class Optimization:
                 if point is None:
                     return
                 image = tf.convert_to_tensor(point[None])
-                loss, terms, gradient = function(image, self._content_targets, self._style_grams)
+                loss, terms, gradient = function(image, self.content_targets, self.style_gram_targets)
                 loss = float(loss)
                 gradient = gradient.numpy()
                 if not (math.isfinite(loss) and np.isfinite(gradient).all()):

@@ -1,0 +1,191 @@
+"""A trained style network loaded from its SavedModel: a callable from photos to paintings.
+
+`load_stylizer(path)` returns a `StyleNetwork`. It needs only the SavedModel that
+`tf_nst.networks.export.export_stylizer` writes, not the Keras model or tf_nst's training code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+
+from tf_nst.errors import StyleTransferError
+from tf_nst.networks.export import STYLIZER_FORMAT, STYLIZER_METADATA, stylizer_signature_names
+from tf_nst.networks.memory import choose_tile_size, largest_fitting_side
+from tf_nst.networks.tiling import stylize_tiled
+from tf_nst.precision import resolve_precision
+from tf_nst.text import printable
+
+
+@dataclasses.dataclass(frozen=True)
+class StyleNetwork:
+    """A loaded stylizer: call it on images to stylize them.
+
+    Attributes:
+        path: The SavedModel directory.
+        metadata: The export's metadata (`tf_nst.networks.export.export_stylizer`); the training run's own
+            facts are under "training".
+        precision: The compute precision of the signatures this object calls.
+    """
+
+    path: str
+    metadata: dict
+    precision: str
+    _saved_model: object = dataclasses.field(repr=False, compare=False)
+
+    @property
+    def width(self) -> int:
+        """The network's width (channels of its first layer)."""
+        return int(self.metadata["width"])
+
+    def with_precision(self, precision: str) -> StyleNetwork:
+        """Returns the same stylizer computing at `precision` ("auto", "fp32", "bf16", ...).
+
+        Raises:
+            StyleTransferError: If the export has no signatures at that precision.
+        """
+        precision = _available_precision(precision, self.metadata, self.path)
+        return dataclasses.replace(self, precision=precision)
+
+    def _signature(self, role: str):
+        return self._saved_model.signatures[stylizer_signature_names(self.precision)[role]]
+
+    def __call__(self, images_batch) -> tf.Tensor:
+        """Stylizes `[batch, height, width, 3]` (or one `[height, width, 3]`) RGB in [0, 1].
+
+        The whole batch is computed at once, without tiling; see `stylize_image` for that.
+
+        Returns:
+            float32 `[batch, height, width, 3]` in [0, 1].
+        """
+        batch = _as_batch(images_batch)
+        return self._signature("stylize")(images=batch)["stylized"]
+
+    def statistics(self, images_batch) -> tf.Tensor:
+        """Returns every instance norm's mean and variance on these images, `[batch, values]`."""
+        return self._signature("statistics")(images=_as_batch(images_batch))["statistics"]
+
+    def stylize_with_statistics(self, images_batch, statistics) -> tf.Tensor:
+        """Stylizes images with the instance norms using `statistics` from `statistics()`."""
+        return self._signature("stylize_with_statistics")(
+            images=_as_batch(images_batch), statistics=tf.convert_to_tensor(statistics, tf.float32)
+        )["stylized"]
+
+    def stylize_image(
+        self,
+        image: np.ndarray,
+        tile_size: int | None = None,
+        statistics_side: int | None = None,
+        available: int | None = None,
+    ) -> np.ndarray:
+        """Stylizes one `[height, width, 3]` image, in tiles if it does not fit in memory.
+
+        Args:
+            image: float RGB in [0, 1].
+            tile_size: The tiles' core side (a multiple of 4, at least `2 * TILE_BLEND`); None
+                chooses by memory (`choose_tile_size`), which also decides whether to tile at all.
+            statistics_side: Long side at which the normalisation statistics are measured when
+                tiling; None measures them on the full image if that fits, else at the largest
+                size that fits.
+            available: Bytes of memory to plan for; None reads MemAvailable.
+
+        Returns:
+            float32 `[height, width, 3]` in [0, 1].
+        """
+        image = np.asarray(image, np.float32)
+        height, width = image.shape[:2]
+        if tile_size is None:
+            tile_size = choose_tile_size(height, width, self.width, self.precision, available)
+            if tile_size is None:
+                return self(image[None]).numpy()[0]
+        if statistics_side is None:
+            statistics_side = largest_fitting_side(
+                height, width, self.width, self.precision, available
+            )
+        return stylize_tiled(self, image, tile_size, statistics_side)
+
+
+def _as_batch(images_batch) -> tf.Tensor:
+    batch = tf.convert_to_tensor(images_batch, tf.float32)
+    if batch.shape.rank == 3:
+        batch = batch[None]
+    if batch.shape.rank != 4 or batch.shape[-1] != 3:
+        raise StyleTransferError(
+            f"a stylizer takes RGB images [batch, height, width, 3], not shape {batch.shape}: "
+            "convert the images to RGB"
+        )
+    return batch
+
+
+def _available_precision(precision: str, metadata: dict, path: str) -> str:
+    exported = metadata.get("precisions", ["fp32"])
+    resolved = resolve_precision(precision)
+    if resolved in exported:
+        return resolved
+    if precision == "auto":
+        return "fp32"
+    raise StyleTransferError(
+        f"the stylizer {path} has no {precision} signatures (it has {', '.join(exported)}): "
+        "choose one of those with --precision"
+    )
+
+
+def load_stylizer(path: str | os.PathLike, precision: str = "fp32") -> StyleNetwork:
+    """Loads a stylizer written by `tf_nst.networks.export.export_stylizer`.
+
+    Args:
+        path: The SavedModel directory (`tf-nst train -o MODEL_DIR`).
+        precision: "fp32", "bf16", "fp16", or "auto" (bf16 where the hardware computes it natively
+            and the export has it, else fp32).
+
+    Returns:
+        A `StyleNetwork`: `stylizer(images)` maps float32 `[batch, height, width, 3]` in [0, 1]
+        to stylized images of the same shape.
+
+    Raises:
+        StyleTransferError: If `path` is not a tf_nst stylizer or is damaged, or the precision is
+            not exported.
+    """
+    label = printable(os.fspath(path))
+    directory = pathlib.Path(path)
+    hint = "pass a directory written by tf-nst train -o MODEL_DIR"
+    if not directory.is_dir():
+        missing = "does not exist" if not directory.exists() else "is not a directory"
+        raise StyleTransferError(f"stylizer {label} {missing}: {hint}")
+    metadata_path = directory / STYLIZER_METADATA
+    if not (directory / "saved_model.pb").is_file() or not metadata_path.is_file():
+        raise StyleTransferError(
+            f"{label} is not a tf_nst stylizer (no saved_model.pb and {STYLIZER_METADATA}): {hint}"
+        )
+    try:
+        metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise StyleTransferError(
+            f"the metadata of stylizer {label} cannot be read ({error}): re-export it"
+        ) from None
+    if not isinstance(metadata, dict) or metadata.get("format") != STYLIZER_FORMAT:
+        raise StyleTransferError(f"{label} is not a tf_nst stylizer (unknown metadata): {hint}")
+    precision = _available_precision(precision, metadata, label)
+    try:
+        saved_model = tf.saved_model.load(os.fspath(directory))
+    except Exception as error:  # TensorFlow raises many types for a damaged SavedModel.
+        first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise StyleTransferError(
+            f"stylizer {label} cannot be loaded ({first_line}): re-export it"
+        ) from None
+    serving = saved_model.signatures.get("serving_default")
+    if (
+        serving is None
+        or list(serving.structured_input_signature[1]) != ["images"]
+        or list(serving.structured_outputs) != ["stylized"]
+    ):
+        raise StyleTransferError(
+            f"{label} is not a tf_nst stylizer (its serving_default does not map images to "
+            f"stylized): {hint}"
+        )
+    return StyleNetwork(os.fspath(directory), metadata, precision, saved_model)
