@@ -68,6 +68,13 @@ def test_gram_casts_bfloat16_features_to_float32():
     assert losses.gram_matrix(features).dtype == tf.float32
 
 
+def _only(value) -> float:
+    """The one per-example value of a batch of one (every loss returns `[batch]`)."""
+    value = np.asarray(value)
+    assert value.shape == (1,), f"expected one value per example of a batch of 1, got {value.shape}"
+    return float(value[0])
+
+
 # --- total variation -----------------------------------------------------------------------------
 
 
@@ -77,7 +84,7 @@ def test_total_variation_of_constant_image_is_zero(normalization):
     differences and the mean of squared differences are 0.
     """
     images = tf.fill([2, 5, 7, 3], 0.37)
-    assert float(losses.total_variation_loss(images, normalization)) == 0.0
+    np.testing.assert_array_equal(losses.total_variation_loss(images, normalization), [0.0, 0.0])
 
 
 def _two_by_two_image():
@@ -95,7 +102,7 @@ def test_total_variation_tutorial_of_known_image():
     3 * (0.5 + 0.8 + 0.2 + 0.5) = 3 * 2.0 = 6.0.
     """
     value = losses.total_variation_loss(_two_by_two_image(), "tutorial")
-    assert float(value) == pytest.approx(6.0, rel=1e-6)
+    assert _only(value) == pytest.approx(6.0, rel=1e-6)
 
 
 def test_total_variation_normalized_of_known_image():
@@ -104,13 +111,28 @@ def test_total_variation_normalized_of_known_image():
     of equal values do not change them, so the channel count does not enter.
     """
     value = losses.total_variation_loss(_two_by_two_image(), "normalized")
-    assert float(value) == pytest.approx(0.59, rel=1e-6)
+    assert _only(value) == pytest.approx(0.59, rel=1e-6)
 
 
-def test_total_variation_averages_over_the_batch():
-    """A batch of the known image (TV 6.0, tutorial) and a constant image (TV 0) averages to 3.0."""
+@pytest.mark.parametrize("normalization", NORMALIZATIONS)
+def test_every_loss_is_per_example(normalization):
+    """A batch of the known image (TV 6.0 tutorial, 0.59 normalized) and a constant image (TV 0)
+    gives each its own value, not their mean; so do the content and style terms, where the second
+    example equals its target and the first does not.
+    """
     batch = tf.concat([_two_by_two_image(), tf.zeros([1, 2, 2, 3])], axis=0)
-    assert float(losses.total_variation_loss(batch, "tutorial")) == pytest.approx(3.0, rel=1e-6)
+    expected = {"tutorial": 6.0, "normalized": 0.59}[normalization]
+    np.testing.assert_allclose(
+        losses.total_variation_loss(batch, normalization), [expected, 0.0], rtol=1e-6
+    )
+    target = _random_features(9, (2, 3, 3, 4))
+    features = tf.concat([2.0 * target[:1], target[1:]], axis=0)
+    content = losses.content_layer_loss(features, target, normalization).numpy()
+    assert content.shape == (2,) and content[0] > 0.0 and content[1] == 0.0
+    style = losses.style_layer_loss(
+        losses.gram_matrix(features), losses.gram_matrix(target), normalization
+    ).numpy()
+    assert style.shape == (2,) and style[0] > 0.0 and style[1] == pytest.approx(0.0, abs=1e-6)
 
 
 # --- content and style layer losses --------------------------------------------------------------
@@ -119,21 +141,21 @@ def test_total_variation_averages_over_the_batch():
 @pytest.mark.parametrize("normalization", NORMALIZATIONS)
 def test_content_loss_of_identical_features_is_zero(normalization):
     features = _random_features(3, (1, 4, 6, 8))
-    assert float(losses.content_layer_loss(features, features, normalization)) == 0.0
+    assert _only(losses.content_layer_loss(features, features, normalization)) == 0.0
 
 
 @pytest.mark.parametrize("normalization", NORMALIZATIONS)
 def test_content_loss_of_different_features_is_positive(normalization):
     features = _random_features(4, (1, 4, 6, 8))
     target = _random_features(5, (1, 4, 6, 8))
-    assert float(losses.content_layer_loss(features, target, normalization)) > 0.0
+    assert _only(losses.content_layer_loss(features, target, normalization)) > 0.0
 
 
 def test_content_loss_normalized_of_known_features():
     """F = 2 P with P all ones: sum((F - P)^2) / sum(P^2) = N * 1 / (N * 1) = 1."""
     target = tf.ones([1, 2, 3, 4])
     value = losses.content_layer_loss(2.0 * target, target, "normalized")
-    assert float(value) == pytest.approx(1.0, rel=1e-6)
+    assert _only(value) == pytest.approx(1.0, rel=1e-6)
 
 
 def test_normalized_style_loss_is_scale_invariant_and_tutorial_is_not():
@@ -151,7 +173,7 @@ def test_normalized_style_loss_is_scale_invariant_and_tutorial_is_not():
     def loss(normalization, factor):
         gram = losses.gram_matrix(factor * features)
         target = losses.gram_matrix(factor * target_features)
-        return float(losses.style_layer_loss(gram, target, normalization))
+        return _only(losses.style_layer_loss(gram, target, normalization))
 
     assert loss("normalized", 1.0) > 0.0
     assert loss("normalized", scale) == pytest.approx(loss("normalized", 1.0), rel=1e-4)
@@ -162,7 +184,7 @@ def test_normalized_style_loss_of_known_grams():
     """G = 2 A: sum((2A - A)^2) / sum(A^2) = sum(A^2) / sum(A^2) = 1, whatever A."""
     target = losses.gram_matrix(_random_features(8, (1, 3, 3, 5)))
     value = losses.style_layer_loss(2.0 * target, target, "normalized")
-    assert float(value) == pytest.approx(1.0, rel=1e-5)
+    assert _only(value) == pytest.approx(1.0, rel=1e-5)
 
 
 # --- total_loss ----------------------------------------------------------------------------------
@@ -219,8 +241,8 @@ def test_total_loss_terms_have_the_named_keys_and_sum_to_the_loss(normalization)
         | {"tv"}
     )
     assert set(terms) == expected_keys
-    assert all(float(value) > 0.0 for value in terms.values())
-    assert float(loss) == pytest.approx(sum(float(value) for value in terms.values()), rel=1e-6)
+    assert all(_only(value) > 0.0 for value in terms.values())
+    assert _only(loss) == pytest.approx(sum(_only(value) for value in terms.values()), rel=1e-6)
 
 
 def test_total_loss_tutorial_equals_the_tensorflow_tutorial_formula():
@@ -252,7 +274,7 @@ def test_total_loss_tutorial_equals_the_tensorflow_tutorial_formula():
     loss, _ = losses.total_loss(
         features, content_targets, style_grams, images, _weights("tutorial")
     )
-    assert float(loss) == pytest.approx(expected, rel=1e-5)
+    assert _only(loss) == pytest.approx(expected, rel=1e-5)
 
 
 def test_total_loss_applies_style_layer_weights():
@@ -264,11 +286,11 @@ def test_total_loss_applies_style_layer_weights():
     _, changed = losses.total_loss(
         features, content_targets, style_grams, images, _weights("normalized", (0.0, 2.0, 1.0))
     )
-    assert float(changed["style/block1_conv1"]) == 0.0
-    assert float(changed["style/block2_conv1"]) == pytest.approx(
-        2.0 * float(base["style/block2_conv1"]), rel=1e-6
+    assert _only(changed["style/block1_conv1"]) == 0.0
+    assert _only(changed["style/block2_conv1"]) == pytest.approx(
+        2.0 * _only(base["style/block2_conv1"]), rel=1e-6
     )
-    assert float(changed["tv"]) == pytest.approx(float(base["tv"]), rel=1e-6)
+    assert _only(changed["tv"]) == pytest.approx(_only(base["tv"]), rel=1e-6)
 
 
 def test_group_totals_sums_terms_by_prefix():

@@ -15,13 +15,8 @@ from PIL import Image, ImageDraw
 from tf_nst.config import StyleConfig
 from tf_nst.errors import StyleTransferError
 from tf_nst.image import decoding
-from tf_nst.optimize.memory import (
-    BASE_BYTES,
-    check_fits,
-    estimate_peak_bytes,
-    estimate_run_bytes,
-    format_bytes,
-)
+from tf_nst.memory import RUNTIME_BASE_BYTES, format_bytes
+from tf_nst.optimize.memory import check_fits, estimate_peak_bytes, estimate_run_bytes
 
 LAYERS = StyleConfig().style_layers + StyleConfig().content_layers
 
@@ -32,7 +27,7 @@ def test_estimate_grows_linearly_in_pixel_count():
     sides quadruples the growth: e(4s) - e(2s) = 4 (e(2s) - e(s))."""
     sizes = [(96 * factor, 128 * factor) for factor in (1, 2, 4)]
     small, medium, large = (estimate_peak_bytes(*size, "vgg19", LAYERS, "bf16") for size in sizes)
-    assert small > BASE_BYTES
+    assert small > RUNTIME_BASE_BYTES
     assert large - medium == pytest.approx(4 * (medium - small), abs=4)
 
 
@@ -189,7 +184,8 @@ def test_the_run_estimate_grows_with_the_style_scale():
 
 def test_the_run_estimate_imports_no_tensorflow():
     code = (
-        "import sys; from tf_nst import memory, images; from tf_nst.config import StyleConfig; "
+        "import sys; from tf_nst.optimize import memory; from tf_nst.image import decoding; "
+        "from tf_nst.config import StyleConfig; "
         "memory.estimate_run_bytes(StyleConfig(), decoding.ImageInfo(300, 400), "
         "[decoding.ImageInfo(300, 300)]); "
         "print(sorted({'tensorflow', 'keras', 'scipy'} & set(sys.modules)))"

@@ -15,7 +15,7 @@ from tf_nst.config import StyleConfig
 from tf_nst.errors import StyleTransferError
 from tf_nst.image import colors, decoding
 from tf_nst.optimize.optimization import Optimization, stylize
-from tf_nst.optimize.scales import working_shape
+from tf_nst.sizes import working_shape
 
 
 def _config(**changes):

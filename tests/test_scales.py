@@ -10,14 +10,8 @@ import pytest
 
 from tf_nst.config import StyleConfig
 from tf_nst.errors import StyleTransferError
-from tf_nst.optimize.scales import (
-    MAX_WORKING_PIXELS,
-    check_image_sizes,
-    minimum_working_side,
-    plan_scales,
-    style_long_side,
-    working_shape,
-)
+from tf_nst.optimize.scales import check_image_sizes, plan_scales
+from tf_nst.sizes import MAX_PIXELS, minimum_working_side, style_long_side, working_shape
 
 SHALLOW = {"content_layers": ("block1_conv2",), "style_layers": ("block1_conv1",)}
 
@@ -162,7 +156,7 @@ def test_a_huge_style_scale_is_refused_up_front():
     with pytest.raises(StyleTransferError) as raised:
         check_image_sizes(config, (384, 512), [(300, 400)])
     message = str(raised.value)
-    assert "--style-scale 1e+06" in message and str(MAX_WORKING_PIXELS) in message
+    assert "--style-scale 1e+06" in message and str(MAX_PIXELS) in message
     assert "\n" not in message
 
 

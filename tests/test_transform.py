@@ -13,8 +13,8 @@ from tf_nst.networks.transform import (
     InstanceNormalization,
     build_transform_network,
     count_flops,
-    fixed_statistics,
-    record_statistics,
+    layers_by_name,
+    transform,
 )
 
 # Johnson et al.'s network (their supplementary material) has 1.68 M parameters.
@@ -87,13 +87,19 @@ def test_constant_image_gives_a_flat_output(tiny_network):
 
 
 def test_recorded_statistics_reproduce_the_output(tiny_network):
+    """The norms' statistics are an explicit input: recorded on the images and given back, they
+    give the model's own output; given another image's, they change it."""
     images = np.random.default_rng(4).random((2, 40, 44, 3), dtype=np.float32)
-    with record_statistics() as recorded:
-        plain = np.asarray(tiny_network(images))
+    layers = layers_by_name(tiny_network)
+    recorded_output, recorded = transform(layers, images, record=True)
     assert len(recorded) == 15
-    with fixed_statistics(recorded):
-        fixed = np.asarray(tiny_network(images))
+    plain = np.asarray(tiny_network(images))
+    np.testing.assert_allclose(np.asarray(recorded_output), plain, atol=1e-6)
+    fixed = np.asarray(transform(layers, images, statistics=recorded))
     np.testing.assert_allclose(fixed, plain, atol=1e-6)
+    _, other = transform(layers, images[::-1].copy(), record=True)
+    swapped = np.asarray(transform(layers, images, statistics=other))
+    assert np.abs(swapped - plain).mean() > 1e-3
 
 
 @pytest.mark.parametrize("width", [0, -3, 2.5])

@@ -1,14 +1,22 @@
-"""Every setting of a style-transfer run, with its default, validated once.
+"""Every setting of every path, with its default, validated once.
 
-`StyleConfig` is frozen: the CLI builds one from its flags, the Python API takes one, and the
-TensorBoard hparams dashboard records `hparams()` of it. Validation happens in `__post_init__`,
-so an invalid config never exists.
+The configs are frozen dataclasses: the CLI builds one from its flags (`tf_nst.cli.options`), the
+Python API takes one, and TensorBoard's hparams dashboard records `hparams()` of it. Validation
+happens in `__post_init__`, so an invalid config never exists.
+
+`LossSettings` declares, once, the settings that the optimisation (`StyleConfig`) and the
+training of style networks (`TrainConfig`) share: the loss weights and layers, the style images'
+blend and scale, the backbone, the precision, the seed and the time limit. Where the two paths
+want different defaults (the loss weights and layers), the field's default is None and each path
+fills it in from its `PATH_DEFAULTS`; `shown_default` says what `--help` and the README show.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
+from typing import ClassVar
 
 from tf_nst.errors import StyleTransferError
 from tf_nst.features.backbones import check_distinct
@@ -20,6 +28,8 @@ OPTIMIZERS = ("adam", "lbfgs")
 PRESERVE_COLORS = ("none", "luminance", "histogram")
 LOSS_NORMALIZATIONS = ("normalized", "tutorial")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+APPLY_PRECISIONS = ("auto", "fp32", "bf16")
+DISTRIBUTE_MODES = ("auto", "none", "mirrored", "multiworker")
 FLOAT32_MAX = 3.4028234663852886e38
 
 # Not block5_conv1: matching its Gram matrix copies the painting's objects (a sitter's eyes and
@@ -38,6 +48,21 @@ DEFAULT_LOSS_WEIGHTS = {
     "normalized": (1.0, 20.0, 1.0),
     "tutorial": (1e4, 1e-2, 30.0),
 }
+LOSS_WEIGHT_FIELDS = ("content_weight", "style_weight", "tv_weight")
+# A feed-forward network starts from noise rather than from the photo, so the content term must
+# pin the scene's shapes: with the optimisation's deep block4_conv2 and style weight the scene
+# dissolved under the texture. Johnson et al. use relu2_2; on held-out photos block3_conv2 kept
+# the scene as well as block2_conv2 at a lower style error (benchmarks/train_quality.py).
+DEFAULT_TRAIN_CONTENT_LAYERS = ("block3_conv2",)
+# (content, style, total variation). Chosen with benchmarks/train_quality.py on held-out photos
+# with the CPU recipe: style weight 3 keeps the content error within 1.2x the optimisation's
+# while the style error falls well below a third of the photo's own; 4 and 10 lost the scene.
+DEFAULT_TRAIN_LOSS_WEIGHTS = (1.0, 3.0, 1.0)
+# The five layers the training defaults were measured with (README, "Fast style networks");
+# the optimisation dropped block5_conv1 later, and the network was not re-measured without it.
+DEFAULT_TRAIN_STYLE_LAYERS = (*DEFAULT_STYLE_LAYERS, "block5_conv1")
+
+
 
 
 def setting(default, help: str, **options):
@@ -49,16 +74,124 @@ def setting(default, help: str, **options):
     return dataclasses.field(default=default, metadata={"help": help, **options})
 
 
-class _StyleSettings:
-    """What a stylization and a network training share: the loss settings and their checks."""
+def preserve_colors_setting(help: str):
+    """The `preserve_colors` field of a path that can keep the photo's colours."""
+    return setting("none", help, choices=PRESERVE_COLORS)
 
-    def _check_style_settings(self) -> None:
-        """Validates every field with a fixed choice, the numbers and the layer lists."""
+
+def own_fields_first(config_class) -> list[dataclasses.Field]:
+    """The fields of `config_class`, those it declares itself before those of its bases.
+
+    That is the order of `--help`, the README's tables and the hparams dashboard: a path's own
+    settings (its size, steps, ...) lead, the shared loss settings follow.
+    """
+    inherited = set()
+    for base in config_class.__mro__[1:]:
+        if dataclasses.is_dataclass(base):
+            inherited.update(field.name for field in dataclasses.fields(base))
+    fields = dataclasses.fields(config_class)
+    own = [field for field in fields if field.name not in inherited]
+    return own + [field for field in fields if field.name in inherited]
+
+
+def shown_default(config_class, name: str):
+    """The default of a field as `--help` and the README show it (a path's own, if it has one).
+
+    A text in the class's `SHOWN_DEFAULTS` comes first, then the class's `PATH_DEFAULTS`, then
+    the field's own default.
+    """
+    shown = getattr(config_class, "SHOWN_DEFAULTS", {})
+    if name in shown:
+        return shown[name]
+    path_defaults = getattr(config_class, "PATH_DEFAULTS", {})
+    if name in path_defaults:
+        return path_defaults[name]
+    return {field.name: field for field in dataclasses.fields(config_class)}[name].default
+
+
+@dataclasses.dataclass(frozen=True)
+class LossSettings:
+    """The settings both paths share: the loss, the style images, the backbone, the run.
+
+    A field whose default is None takes the path's own default (`PATH_DEFAULTS` of the subclass)
+    when the config is built.
+
+    Attributes:
+        content_weight: Weight of the content term.
+        style_weight: Weight of the style term.
+        tv_weight: Weight of the total-variation term.
+        content_layers: Backbone layers whose features the output must match.
+        style_layers: Backbone layers whose Gram matrices the output must match.
+        style_layer_weights: One weight per style layer; equal when None.
+        style_blend: One weight per style image, normalised to sum to 1; equal when None.
+        style_scale: Size of the style images relative to the working size.
+        backbone: "vgg19" or "vgg16".
+        weights: "imagenet" (downloaded once by Keras) or a path to a Keras weights file.
+        pooling: "max" (as trained) or "avg" (as Gatys et al. recommend).
+        precision: "auto", "fp32", "bf16" or "fp16" for the networks.
+        jit: Compile the step with XLA.
+        seed: Seed of every random choice; None draws one, which the run records.
+        time_limit: Wall-clock budget in seconds; None for no limit.
+    """
+
+    PATH_DEFAULTS: ClassVar[Mapping[str, object]] = {}
+    HPARAMS_FIRST: ClassVar[tuple[str, ...]] = ()
+
+    content_weight: float | None = setting(None, "weight of the content term")
+    style_weight: float | None = setting(None, "weight of the style term")
+    tv_weight: float | None = setting(None, "weight of the total-variation term")
+    content_layers: tuple[str, ...] | None = setting(
+        None, "comma-separated layers whose features the output must match"
+    )
+    style_layers: tuple[str, ...] | None = setting(
+        None, "comma-separated layers whose Gram matrices the output must match"
+    )
+    style_layer_weights: tuple[float, ...] | None = setting(
+        None, "comma-separated weights, one per style layer (default: equal)"
+    )
+    style_blend: tuple[float, ...] | None = setting(
+        None,
+        "comma-separated weights of the STYLE images, normalised to sum to 1 (default: equal)",
+    )
+    style_scale: float = setting(
+        1.0,
+        "style image size relative to the working size (--size); larger means larger brush "
+        "strokes",
+    )
+    backbone: str = setting(
+        "vgg19", "the VGG network whose features define the losses", choices=BACKBONES
+    )
+    weights: str = setting(
+        "imagenet",
+        "'imagenet' (downloaded once into ~/.keras/models) or PATH to a Keras weights file "
+        "of the backbone without its top; offline, pass a PATH",
+    )
+    pooling: str = setting(
+        "max",
+        "pooling between blocks: max (as trained) or avg (as Gatys et al. recommend)",
+        choices=POOLINGS,
+    )
+    precision: str = setting(
+        "auto",
+        "compute precision of the networks; auto picks bf16 where the hardware has it natively "
+        "and fp32 elsewhere",
+        choices=PRECISIONS,
+    )
+    jit: bool = setting(False, "compile the step with XLA")
+    seed: int | None = setting(
+        None,
+        "seed of every random choice (--init noise, the photo order, crops and initial network) "
+        "(default: drawn at random and recorded)",
+    )
+    time_limit: float | None = setting(None, "stop after SECONDS, keeping the best result")
+
+    def __post_init__(self):
+        for name, default in self.PATH_DEFAULTS.items():
+            if getattr(self, name) is None:
+                # The one place a frozen instance is completed: before anyone can see it.
+                object.__setattr__(self, name, default)
         _check_choices(self)
-        _positive_int("size", self.size)
-        _positive_int("steps", self.steps)
-        _positive_number("learning_rate", self.learning_rate)
-        for name in ("content_weight", "style_weight", "tv_weight"):
+        for name in LOSS_WEIGHT_FIELDS:
             _non_negative_number(name, getattr(self, name))
         _positive_number("style_scale", self.style_scale)
         if not self.content_layers:
@@ -110,117 +243,72 @@ class _StyleSettings:
             return (1.0 / len(self.style_layers),) * len(self.style_layers)
         return tuple(float(weight) for weight in self.style_layer_weights)
 
+    def loss_weights(self):
+        """The `tf_nst.losses.LossWeights` of these settings, for either path."""
+        from tf_nst.losses import LossWeights
+
+        return LossWeights(
+            content=self.content_weight,
+            style=self.style_weight,
+            total_variation=self.tv_weight,
+            style_layers=dict(
+                zip(self.style_layers, self.normalized_style_layer_weights(), strict=True)
+            ),
+            content_layers=tuple(self.content_layers),
+            normalization=getattr(self, "loss_normalization", "normalized"),
+        )
+
     def hparams(self) -> dict:
         """Returns every setting by name, the ones a reader compares first leading.
 
         The order is the HParams dashboard's column order; values are as set (tuples, None),
         for `tf_nst.text.setting_text` or TensorBoard to turn into text.
         """
-        return _leading_first(self, HPARAMS_FIRST)
+        return _leading_first(self, self.HPARAMS_FIRST)
+
+    def replace(self, **changes):
+        """Returns a copy with `changes` applied, validated again."""
+        return dataclasses.replace(self, **changes)
 
 
 @dataclasses.dataclass(frozen=True)
-class StyleConfig(_StyleSettings):
-    """Settings of one stylization run.
+class StyleConfig(LossSettings):
+    """Settings of one stylization by optimisation (`tf-nst stylize`), on the shared ones.
 
     Attributes:
         size: Longest side of the output in pixels.
         steps: Total optimisation steps, summed over all scales.
         learning_rate: Adam learning rate, in image units (the image lives in [0, 1]).
-        content_weight: Weight of the content term; None takes the default of the
-            `loss_normalization` (`DEFAULT_LOSS_WEIGHTS`).
-        style_weight: Weight of the style term; None likewise.
-        tv_weight: Weight of the total-variation term; None likewise.
-        content_layers: Backbone layers whose features the output must match.
-        style_layers: Backbone layers whose Gram matrices the output must match.
-        style_layer_weights: One weight per style layer; equal when None.
-        style_blend: One weight per style image, normalised to sum to 1; equal when None.
-        backbone: "vgg19" or "vgg16".
-        weights: "imagenet" (downloaded once by Keras) or a path to a Keras weights file.
-        pooling: "max" (as trained) or "avg" (as Gatys et al. recommend).
         init: "content", "noise", "style" or a path to an image.
-        seed: Seed for the noise initialisation and any other randomness.
         preserve_colors: "none", "luminance" or "histogram".
-        style_scale: Size of the style image relative to the working size.
         optimizer: "adam" or "lbfgs".
         scales: Number of coarse-to-fine scales; None picks it from `size`.
-        loss_normalization: "normalized" (backbone independent) or "tutorial".
-        precision: "auto", "fp32", "bf16" or "fp16" for the backbone.
-        jit: Compile the step with XLA.
-        time_limit: Wall-clock budget in seconds; None for no limit.
+        loss_normalization: "normalized" (backbone independent) or "tutorial"; its
+            `DEFAULT_LOSS_WEIGHTS` fill in loss weights left at None.
     """
 
-    size: int = setting(
-        512,
-        "long side of the output, in pixels",
-    )
-    steps: int = setting(
-        300,
-        "optimisation steps, summed over all scales",
-    )
+    PATH_DEFAULTS: ClassVar[Mapping[str, object]] = {
+        "content_layers": DEFAULT_CONTENT_LAYERS,
+        "style_layers": DEFAULT_STYLE_LAYERS,
+    }
+    # The loss weights' defaults depend on `loss_normalization`.
+    SHOWN_DEFAULTS: ClassVar[Mapping[str, str]] = {
+        name: ", ".join(
+            f"{weights[index]:g} {normalization}"
+            for normalization, weights in DEFAULT_LOSS_WEIGHTS.items()
+        )
+        for index, name in enumerate(LOSS_WEIGHT_FIELDS)
+    }
+    HPARAMS_FIRST: ClassVar[tuple[str, ...]] = ("style_weight", "size", "steps", "optimizer")
+
+    size: int = setting(512, "long side of the output, in pixels")
+    steps: int = setting(300, "optimisation steps, summed over all scales")
     learning_rate: float = setting(
-        0.02,
-        "Adam's step size, in image units (the image lives in [0, 1])",
+        0.02, "Adam's step size, in image units (the image lives in [0, 1])"
     )
-    content_weight: float | None = setting(
-        None,
-        "weight of the content term (default: 1 normalized, 1e4 tutorial)",
-    )
-    style_weight: float | None = setting(
-        None,
-        "weight of the style term (default: 20 normalized, 0.01 tutorial)",
-    )
-    tv_weight: float | None = setting(
-        None,
-        "weight of the total-variation term (default: 1 normalized, 30 tutorial)",
-    )
-    content_layers: tuple[str, ...] = setting(
-        DEFAULT_CONTENT_LAYERS,
-        "comma-separated layers whose features the output must match",
-    )
-    style_layers: tuple[str, ...] = setting(
-        DEFAULT_STYLE_LAYERS,
-        "comma-separated layers whose Gram matrices the output must match",
-    )
-    style_layer_weights: tuple[float, ...] | None = setting(
-        None,
-        "comma-separated weights, one per style layer (default: equal)",
-    )
-    style_blend: tuple[float, ...] | None = setting(
-        None,
-        "comma-separated weights of the STYLE images, normalised to sum to 1 (default: equal)",
-    )
-    backbone: str = setting(
-        "vgg19",
-        "the VGG network whose features define the losses",
-        choices=BACKBONES,
-    )
-    weights: str = setting(
-        "imagenet",
-        "'imagenet' (downloaded once into ~/.keras/models) or PATH to a Keras weights file "
-        "of the backbone without its top; offline, pass a PATH",
-    )
-    pooling: str = setting(
-        "max",
-        "pooling between blocks: max (as trained) or avg (as Gatys et al. recommend)",
-        choices=POOLINGS,
-    )
-    init: str = setting(
-        "content",
-        "starting image: content, noise, style or PATH to an image",
-    )
-    seed: int | None = setting(
-        None,
-        "seed for --init noise and any other randomness",
-    )
-    preserve_colors: str = setting(
-        "none",
-        "keep the content's colours (Gatys et al. 2016)",
-        choices=PRESERVE_COLORS,
-    )
-    style_scale: float = setting(
-        1.0,
-        "style image size relative to the working size; larger means larger brush strokes",
+    init: str = setting("content", "starting image: content, noise, style or PATH to an image")
+    preserve_colors: str = preserve_colors_setting(
+        "keep the content's colours (Gatys et al. 2016)"
     )
     optimizer: str = setting(
         "lbfgs",
@@ -237,31 +325,15 @@ class StyleConfig(_StyleSettings):
         "tutorial's objective",
         choices=LOSS_NORMALIZATIONS,
     )
-    precision: str = setting(
-        "auto",
-        "compute precision of the network; auto picks bf16 where the hardware has it natively "
-        "and fp32 elsewhere",
-        choices=PRECISIONS,
-    )
-    jit: bool = setting(
-        False,
-        "compile the step with XLA",
-    )
-    time_limit: float | None = setting(
-        None,
-        "stop after SECONDS, keeping the best result",
-    )
 
     def __post_init__(self):
         _choice("loss_normalization", self.loss_normalization, LOSS_NORMALIZATIONS)
         defaults = DEFAULT_LOSS_WEIGHTS[self.loss_normalization]
-        for name, default in zip(
-            ("content_weight", "style_weight", "tv_weight"), defaults, strict=True
-        ):
+        for name, default in zip(LOSS_WEIGHT_FIELDS, defaults, strict=True):
             if getattr(self, name) is None:
-                # The one place a frozen instance is completed: before anyone can see it.
                 object.__setattr__(self, name, default)
-        self._check_style_settings()
+        super().__post_init__()
+        _check_run_length(self)
         if not self.init:
             raise StyleTransferError(
                 "`init` is empty: pass content, noise, style or the path of an image"
@@ -277,16 +349,100 @@ class StyleConfig(_StyleSettings):
         """
         normalization = changes.get("loss_normalization", self.loss_normalization)
         if normalization != self.loss_normalization:
-            names = ("content_weight", "style_weight", "tv_weight")
             defaults = DEFAULT_LOSS_WEIGHTS[self.loss_normalization]
-            for name, default in zip(names, defaults, strict=True):
+            for name, default in zip(LOSS_WEIGHT_FIELDS, defaults, strict=True):
                 if name not in changes and getattr(self, name) == default:
                     changes[name] = None
         return dataclasses.replace(self, **changes)
 
 
-HPARAMS_FIRST = ("style_weight", "size", "steps", "optimizer")
-"""The settings a reader of the HParams dashboard compares first."""
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(LossSettings):
+    """Settings of one fast style network's training (`tf-nst train`), on the shared ones.
+
+    Attributes:
+        size: Side of the square training crops, in pixels.
+        steps: Training steps.
+        learning_rate: Adam's learning rate.
+        batch_size: Photos per replica per step; the global batch is this times the replicas.
+        width: Channels of the transform network's first layer.
+        validation: Photos held out of training, whose loss drives keep-best.
+        validation_every: Steps between validations.
+        distribute: "auto", "none", "mirrored" or "multiworker".
+    """
+
+    PATH_DEFAULTS: ClassVar[Mapping[str, object]] = {
+        "content_weight": DEFAULT_TRAIN_LOSS_WEIGHTS[0],
+        "style_weight": DEFAULT_TRAIN_LOSS_WEIGHTS[1],
+        "tv_weight": DEFAULT_TRAIN_LOSS_WEIGHTS[2],
+        "content_layers": DEFAULT_TRAIN_CONTENT_LAYERS,
+        "style_layers": DEFAULT_TRAIN_STYLE_LAYERS,
+    }
+    HPARAMS_FIRST: ClassVar[tuple[str, ...]] = ("style_weight", "size", "steps", "width")
+
+    size: int = setting(256, "side of the square training crops, in pixels")
+    steps: int = setting(
+        40_000, "training steps (Johnson et al.: 40000 at batch 4, two epochs of COCO)"
+    )
+    learning_rate: float = setting(1e-3, "Adam's learning rate")
+    batch_size: int = setting(
+        4, "photos per replica per step; the global batch is this times the replicas"
+    )
+    width: int = setting(
+        32,
+        "channels of the network's first layer: 32 is Johnson's network, 16 is about 4x cheaper",
+    )
+    validation: int = setting(8, "photos held out of training; their loss picks the best network")
+    validation_every: int = setting(100, "steps between validations")
+    distribute: str = setting(
+        "auto",
+        "auto: all GPUs when there are several; mirrored: all local devices; multiworker: the "
+        "cluster in TF_CONFIG; none: one device",
+        choices=DISTRIBUTE_MODES,
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_run_length(self)
+        for name in ("batch_size", "width", "validation_every"):
+            _positive_int(name, getattr(self, name))
+        if isinstance(self.validation, bool) or not isinstance(self.validation, int):
+            raise StyleTransferError(
+                f"`validation` must be a whole number of photos, got {self.validation!r}"
+            )
+        if self.validation < 0:
+            raise StyleTransferError(
+                f"`validation` must be 0 or more photos, got {self.validation!r}"
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class ApplyConfig:
+    """Settings of `tf-nst apply`: stylizing files with a trained network.
+
+    Attributes:
+        size: Long side of the outputs in pixels; None keeps each input's size.
+        batch_size: Images of the same size stylized per call.
+        preserve_colors: "none", "luminance" or "histogram".
+        precision: "auto", "fp32" or "bf16" (the stylizer exports both).
+    """
+
+    size: int | None = setting(None, "long side of the outputs in pixels (default: the input's)")
+    batch_size: int = setting(1, "images of the same size stylized per call")
+    preserve_colors: str = preserve_colors_setting(
+        "keep each photo's colours: luminance or histogram"
+    )
+    precision: str = setting(
+        "auto",
+        "compute precision; auto picks bf16 where the hardware has it natively",
+        choices=APPLY_PRECISIONS,
+    )
+
+    def __post_init__(self):
+        _check_choices(self)
+        if self.size is not None:
+            _positive_int("size", self.size)
+        _positive_int("batch_size", self.batch_size)
 
 
 def choices_of(config_class) -> dict[str, tuple]:
@@ -299,7 +455,7 @@ def choices_of(config_class) -> dict[str, tuple]:
 
 
 def _leading_first(config, first: tuple[str, ...]) -> dict:
-    names = [field.name for field in dataclasses.fields(config)]
+    names = [field.name for field in own_fields_first(type(config))]
     ordered = [name for name in first if name in names]
     ordered += [name for name in names if name not in ordered]
     return {name: getattr(config, name) for name in ordered}
@@ -351,6 +507,13 @@ class OutputOptions:
                 raise StyleTransferError(f"`{name}` must be >= 0 (0 turns it off), got {value!r}")
 
 
+def _check_run_length(config) -> None:
+    """The size, steps and learning rate that each path declares with its own meaning."""
+    _positive_int("size", config.size)
+    _positive_int("steps", config.steps)
+    _positive_number("learning_rate", config.learning_rate)
+
+
 def _seed(name: str, value) -> None:
     # numpy and TensorFlow take seeds from 0 to 2**32 - 1; anything else fails deep inside them.
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
@@ -398,198 +561,3 @@ def _check_choices(config) -> None:
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise StyleTransferError(f"`{name}` must be one of {', '.join(choices)}; got {value!r}")
-
-
-DISTRIBUTE_MODES = ("auto", "none", "mirrored", "multiworker")
-# A feed-forward network starts from noise rather than from the photo, so the content term must
-# pin the scene's shapes: with the optimisation's deep block4_conv2 and style weight the scene
-# dissolved under the texture. Johnson et al. use relu2_2; on held-out photos block3_conv2 kept
-# the scene as well as block2_conv2 at a lower style error (benchmarks/train_quality.py).
-DEFAULT_TRAIN_CONTENT_LAYERS = ("block3_conv2",)
-# (content, style, total variation). Chosen with benchmarks/train_quality.py on held-out photos
-# with the CPU recipe: style weight 3 keeps the content error within 1.2x the optimisation's
-# while the style error falls well below a third of the photo's own; 4 and 10 lost the scene.
-DEFAULT_TRAIN_LOSS_WEIGHTS = (1.0, 3.0, 1.0)
-# The five layers the training defaults were measured with (README, "Fast style networks");
-# the optimisation dropped block5_conv1 later, and the network was not re-measured without it.
-DEFAULT_TRAIN_STYLE_LAYERS = (*DEFAULT_STYLE_LAYERS, "block5_conv1")
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig(_StyleSettings):
-    """Settings of one feed-forward style network training run (Johnson et al. 2016).
-
-    Attributes:
-        size: Side of the square training crops, in pixels.
-        batch_size: Photos per replica per step; the global batch is this times the replicas.
-        steps: Training steps.
-        learning_rate: Adam's learning rate.
-        content_weight: Weight of the content term.
-        style_weight: Weight of the style term.
-        tv_weight: Weight of the total-variation term.
-        content_layers: Backbone layers whose features the output must match.
-        style_layers: Backbone layers whose Gram matrices the output must match.
-        style_layer_weights: One weight per style layer; equal when None.
-        style_blend: One weight per style image, normalised to sum to 1; equal when None.
-        style_scale: Size of the style images relative to `size`.
-        width: Channels of the transform network's first layer.
-        backbone: "vgg19" or "vgg16".
-        weights: "imagenet" or a path to a Keras weights file of the backbone.
-        pooling: "max" or "avg".
-        precision: "auto", "fp32", "bf16" or "fp16" for the backbone.
-        jit: Compile the step with XLA.
-        seed: Seed of the data order, the crops and the initial network; None draws one.
-        time_limit: Wall-clock budget in seconds; None for no limit.
-        validation: Photos held out of training, whose loss drives keep-best.
-        validation_every: Steps between validations.
-        distribute: "auto", "none", "mirrored" or "multiworker".
-    """
-
-    size: int = setting(
-        256,
-        "side of the square training crops, in pixels",
-    )
-    batch_size: int = setting(
-        4,
-        "photos per replica per step; the global batch is this times the replicas",
-    )
-    steps: int = setting(
-        40_000,
-        "training steps (Johnson et al.: 40000 at batch 4, two epochs of COCO)",
-    )
-    learning_rate: float = setting(
-        1e-3,
-        "Adam's learning rate",
-    )
-    content_weight: float = setting(
-        DEFAULT_TRAIN_LOSS_WEIGHTS[0],
-        "weight of the content term",
-    )
-    style_weight: float = setting(
-        DEFAULT_TRAIN_LOSS_WEIGHTS[1],
-        "weight of the style term",
-    )
-    tv_weight: float = setting(
-        DEFAULT_TRAIN_LOSS_WEIGHTS[2],
-        "weight of the total-variation term",
-    )
-    content_layers: tuple[str, ...] = setting(
-        DEFAULT_TRAIN_CONTENT_LAYERS,
-        "comma-separated layers whose features the output must match",
-    )
-    style_layers: tuple[str, ...] = setting(
-        DEFAULT_TRAIN_STYLE_LAYERS,
-        "comma-separated layers whose Gram matrices the output must match",
-    )
-    style_layer_weights: tuple[float, ...] | None = setting(
-        None,
-        "comma-separated weights, one per style layer (default: equal)",
-    )
-    style_blend: tuple[float, ...] | None = setting(
-        None,
-        "comma-separated weights of the STYLE images, normalised to sum to 1 (default: equal)",
-    )
-    style_scale: float = setting(
-        1.0,
-        "style image size relative to --size; larger means larger brush strokes",
-    )
-    width: int = setting(
-        32,
-        "channels of the network's first layer: 32 is Johnson's network, 16 is about 4x cheaper",
-    )
-    backbone: str = setting(
-        "vgg19",
-        "the VGG network whose features define the losses",
-        choices=BACKBONES,
-    )
-    weights: str = setting(
-        "imagenet",
-        "'imagenet' (downloaded once into ~/.keras/models) or PATH to a Keras weights file "
-        "of the backbone without its top; offline, pass a PATH",
-    )
-    pooling: str = setting(
-        "max",
-        "pooling between blocks of the backbone: max (as trained) or avg",
-        choices=POOLINGS,
-    )
-    precision: str = setting(
-        "auto",
-        "compute precision of the backbone; auto picks bf16 where the hardware has it natively "
-        "and fp32 elsewhere",
-        choices=PRECISIONS,
-    )
-    jit: bool = setting(
-        False,
-        "compile the step with XLA",
-    )
-    seed: int | None = setting(
-        None,
-        "seed of the photo order, the crops and the initial network (default: random)",
-    )
-    time_limit: float | None = setting(
-        None,
-        "stop after SECONDS, keeping the best network",
-    )
-    validation: int = setting(
-        8,
-        "photos held out of training; their loss picks the best network",
-    )
-    validation_every: int = setting(
-        100,
-        "steps between validations",
-    )
-    distribute: str = setting(
-        "auto",
-        "auto: all GPUs when there are several; mirrored: all local devices; multiworker: the "
-        "cluster in TF_CONFIG; none: one device",
-        choices=DISTRIBUTE_MODES,
-    )
-
-    def __post_init__(self):
-        self._check_style_settings()
-        for name in ("batch_size", "width", "validation_every"):
-            _positive_int(name, getattr(self, name))
-        if isinstance(self.validation, bool) or not isinstance(self.validation, int):
-            raise StyleTransferError(
-                f"`validation` must be a whole number of photos, got {self.validation!r}"
-            )
-        if self.validation < 0:
-            raise StyleTransferError(
-                f"`validation` must be 0 or more photos, got {self.validation!r}"
-            )
-
-    def replace(self, **changes) -> TrainConfig:
-        """Returns a copy with `changes` applied, validated again."""
-        return dataclasses.replace(self, **changes)
-
-
-APPLY_PRECISIONS = ("auto", "fp32", "bf16")
-
-
-@dataclasses.dataclass(frozen=True)
-class ApplyConfig:
-    """Settings of `tf-nst apply`: stylizing files with a trained network.
-
-    Attributes:
-        size: Long side of the outputs in pixels; None keeps each input's size.
-        batch_size: Images of the same size stylized per call.
-        preserve_colors: "none", "luminance" or "histogram".
-        precision: "auto", "fp32" or "bf16" (the stylizer exports both).
-    """
-
-    size: int | None = setting(None, "long side of the outputs in pixels (default: the input's)")
-    batch_size: int = setting(1, "images of the same size stylized per call")
-    preserve_colors: str = setting(
-        "none", "keep each photo's colours: luminance or histogram", choices=PRESERVE_COLORS
-    )
-    precision: str = setting(
-        "auto",
-        "compute precision; auto picks bf16 where the hardware has it natively",
-        choices=APPLY_PRECISIONS,
-    )
-
-    def __post_init__(self):
-        _check_choices(self)
-        if self.size is not None:
-            _positive_int("size", self.size)
-        _positive_int("batch_size", self.batch_size)

@@ -8,6 +8,10 @@ Two normalisations are offered (README.md, "Loss formulas", gives every formula)
   activation scale (VGG19 or VGG16, any weights file) and whatever the image size.
 * "tutorial": exactly the objective of the TensorFlow tutorial "Neural style transfer": mean
   squared errors, Gram divided by the number of locations, `tf.image.total_variation`.
+
+Every loss is per example: it returns one value per image of the batch, `[batch]`, and the caller
+reduces. The optimisation has a batch of one; a distributed training step divides the sum by the
+global batch (`tf.nn.compute_average_loss`).
 """
 
 from __future__ import annotations
@@ -71,21 +75,21 @@ def _flat_gram(flat: tf.Tensor, locations: tf.Tensor):
 
 
 def style_layer_loss(gram: tf.Tensor, target_gram: tf.Tensor, normalization: str) -> tf.Tensor:
-    """Returns one layer's style error, averaged over the batch.
+    """Returns one layer's style error of each example, `[batch]`.
 
-    "normalized": sum((G - A)^2) / sum(A^2). "tutorial": mean((G - A)^2).
+    "normalized": sum((G - A)^2) / sum(A^2). "tutorial": mean((G - A)^2). A target of batch 1
+    (`[1, C, C]`) is compared with every example.
     """
     squared_error = tf.square(gram - target_gram)
     if normalization == "tutorial":
-        return tf.reduce_mean(squared_error)
-    return tf.reduce_mean(
-        tf.reduce_sum(squared_error, axis=[-2, -1])
-        / (tf.reduce_sum(tf.square(target_gram), axis=[-2, -1]) + 1e-12)
+        return tf.reduce_mean(squared_error, axis=[-2, -1])
+    return tf.reduce_sum(squared_error, axis=[-2, -1]) / (
+        tf.reduce_sum(tf.square(target_gram), axis=[-2, -1]) + 1e-12
     )
 
 
 def content_layer_loss(features: tf.Tensor, target: tf.Tensor, normalization: str) -> tf.Tensor:
-    """Returns one layer's content error, averaged over the batch.
+    """Returns one layer's content error of each example, `[batch]`.
 
     "normalized": sum((F - P)^2) / sum(P^2). "tutorial": mean((F - P)^2).
     """
@@ -93,25 +97,26 @@ def content_layer_loss(features: tf.Tensor, target: tf.Tensor, normalization: st
     target = tf.cast(target, tf.float32)
     squared_error = tf.square(features - target)
     if normalization == "tutorial":
-        return tf.reduce_mean(squared_error)
-    return tf.reduce_mean(
-        tf.reduce_sum(squared_error, axis=[1, 2, 3])
-        / (tf.reduce_sum(tf.square(target), axis=[1, 2, 3]) + 1e-12)
+        return tf.reduce_mean(squared_error, axis=[1, 2, 3])
+    return tf.reduce_sum(squared_error, axis=[1, 2, 3]) / (
+        tf.reduce_sum(tf.square(target), axis=[1, 2, 3]) + 1e-12
     )
 
 
 def total_variation_loss(images: tf.Tensor, normalization: str) -> tf.Tensor:
-    """Returns the total variation of a batch of images, averaged over the batch.
+    """Returns the total variation of each image of a batch, `[batch]`.
 
     "normalized": mean of squared neighbour differences, vertical plus horizontal, so it does not
     grow with the image size. "tutorial": `tf.image.total_variation`, the sum of absolute neighbour
     differences.
     """
     if normalization == "tutorial":
-        return tf.reduce_mean(tf.image.total_variation(images))
+        return tf.image.total_variation(images)
     vertical = images[:, 1:, :, :] - images[:, :-1, :, :]
     horizontal = images[:, :, 1:, :] - images[:, :, :-1, :]
-    return tf.reduce_mean(tf.square(vertical)) + tf.reduce_mean(tf.square(horizontal))
+    return tf.reduce_mean(tf.square(vertical), axis=[1, 2, 3]) + tf.reduce_mean(
+        tf.square(horizontal), axis=[1, 2, 3]
+    )
 
 
 def style_targets(
@@ -145,7 +150,7 @@ def total_loss(
     images: tf.Tensor,
     weights: LossWeights,
 ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-    """Returns the weighted total loss and its named terms.
+    """Returns the weighted total loss of each example and its named terms.
 
     Args:
         features: The extractor's output for `images`.
@@ -155,8 +160,8 @@ def total_loss(
         weights: The weights and normalisation.
 
     Returns:
-        `(loss, terms)`: `terms` maps "style/LAYER", "content/LAYER" and "tv" to their weighted
-        contributions, which sum to `loss`.
+        `(loss, terms)`, each `[batch]`: `terms` maps "style/LAYER", "content/LAYER" and "tv" to
+        their weighted contributions, which sum to `loss`.
     """
     terms = {}
     for name, layer_weight in weights.style_layers.items():

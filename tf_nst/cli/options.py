@@ -12,7 +12,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from tf_nst.config import ApplyConfig, OutputOptions, StyleConfig, TrainConfig
+from tf_nst.config import (
+    ApplyConfig,
+    OutputOptions,
+    StyleConfig,
+    TrainConfig,
+    own_fields_first,
+    shown_default,
+)
 from tf_nst.errors import StyleTransferError
 from tf_nst.text import printable, setting_text
 
@@ -24,10 +31,10 @@ def add_fields(parser, config_class, names=None, defaults=None) -> None:
     charge: the default exists once, in the dataclass, and `--help` shows it from there.
     """
     defaults = defaults or {}
-    fields = {field.name: field for field in dataclasses.fields(config_class)}
+    fields = {field.name: field for field in own_fields_first(config_class)}
     for name in names or fields:
         field = fields[name]
-        default = defaults.get(name, field.default)
+        default = defaults.get(name, shown_default(config_class, name))
         options = {key: value for key, value in field.metadata.items() if key != "help"}
         kind = field.type.replace(" | None", "")
         if kind == "bool":
@@ -84,8 +91,8 @@ def markdown_options_table(config_class, defaults=None) -> str:
     """The README's table of a command's options, from the same fields as `--help`."""
     defaults = defaults or {}
     rows = ["| Option | Default | What it does |", "| --- | --- | --- |"]
-    for field in dataclasses.fields(config_class):
-        default = defaults.get(field.name, field.default)
+    for field in own_fields_first(config_class):
+        default = defaults.get(field.name, shown_default(config_class, field.name))
         help_text = field.metadata["help"]
         shown = "off" if default is False else setting_text(default)
         if "default:" in help_text:

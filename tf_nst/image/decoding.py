@@ -24,10 +24,8 @@ import numpy as np
 from PIL import Image
 
 from tf_nst.errors import StyleTransferError
+from tf_nst.sizes import MAX_PIXELS, working_shape
 from tf_nst.text import printable
-
-MAX_PIXELS: int = 89_478_485
-"""Largest width * height an image may declare; Pillow's own default decompression-bomb limit."""
 
 REDUCING_GAP = 2.0
 """A large image is box-reduced while decoding only down to this multiple of the side a run needs;
@@ -128,7 +126,7 @@ def decode_image(
     full-size float image never exists: a JPEG is decoded at 1/2, 1/4 or 1/8 size by its DCT
     (`draft`), other formats are box-filtered by an integer factor (`Image.reduce`) while still
     8 or 16 bits, both keeping at least `REDUCING_GAP` times `long_side`; the float image is then
-    resized with `resize` (Lanczos) to exactly `scales.working_shape(full size, long_side)`.
+    resized with `resize` (Lanczos) to exactly `tf_nst.sizes.working_shape(full size, long_side)`.
     Smaller images come back at their own size: upscaling is the run's business.
 
     Args:
@@ -190,7 +188,7 @@ def _decode(data: bytes, label: str, max_pixels: int, long_side: int | None) -> 
             opened.close()
     del image
     if long_side is not None and max(full_size) > long_side:
-        height, width = _working_shape((full_size[1], full_size[0]), long_side)
+        height, width = working_shape((full_size[1], full_size[0]), long_side)
         pixels = resize(pixels, height, width)
     return pixels
 
@@ -277,7 +275,7 @@ def loaded_shape(info: ImageInfo, long_side: int | None = None) -> tuple[int, in
     """Returns the (height, width), up to a quarter turn, `load_image` gives for this image."""
     if long_side is None or max(info.shape) <= long_side:
         return info.shape
-    return _working_shape(info.shape, long_side)
+    return working_shape(info.shape, long_side)
 
 
 def _check_image_file(path: str | os.PathLike, label: str) -> os.stat_result:
@@ -344,14 +342,6 @@ def _reduce(image: Image.Image, long_side: int) -> Image.Image:
     elif image.mode == "1":
         image = image.convert("L")
     return image.reduce(factor)
-
-
-def _working_shape(shape: tuple[int, int], long_side: int) -> tuple[int, int]:
-    from tf_nst.optimize.scales import (
-        working_shape,  # pure Python; one definition of the working size
-    )
-
-    return working_shape(shape, long_side)
 
 
 def _is_text_chunk_error(error: BaseException | None) -> bool:

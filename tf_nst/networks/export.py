@@ -20,9 +20,9 @@ from tf_nst.features.export import IMAGES_SPEC
 from tf_nst.image.writing import atomic_write_bytes, staged_directory
 from tf_nst.networks.transform import (
     build_transform_network,
-    fixed_statistics,
+    layers_by_name,
     normalization_layers,
-    record_statistics,
+    transform,
 )
 
 # The stylizer's metadata file, inside its SavedModel directory (TensorFlow ignores extra files).
@@ -115,15 +115,14 @@ def export_stylizer(
 
 def _add_stylizer_endpoints(archive, network, layers, channels, precision) -> None:
     names = stylizer_signature_names(precision)
+    by_name = layers_by_name(network)
     statistics_spec = tf.TensorSpec([None, 2 * sum(channels)], tf.float32, name="statistics")
 
     def stylize(images):
         return {"stylized": network(images, training=False)}
 
     def statistics(images):
-        # The context is entered while the function is traced, which is when it matters.
-        with record_statistics() as recorded:
-            network(images, training=False)
+        _, recorded = transform(by_name, images, record=True)
         means = [recorded[name][0] for name in layers]
         variances = [recorded[name][1] for name in layers]
         return {"statistics": tf.concat(means + variances, axis=-1)}
@@ -141,8 +140,7 @@ def _add_stylizer_endpoints(archive, network, layers, channels, precision) -> No
                 strict=True,
             )
         )
-        with fixed_statistics(given):
-            return {"stylized": network(images, training=False)}
+        return {"stylized": transform(by_name, images, statistics=given)}
 
     archive.add_endpoint(names["stylize"], stylize, input_signature=[IMAGES_SPEC])
     archive.add_endpoint(names["statistics"], statistics, input_signature=[IMAGES_SPEC])

@@ -142,7 +142,7 @@ class TrainJob(LoopJob):
             log,
             TrainConfig,
             metrics=(summaries.LOSS_BEST, summaries.LOSS_VALIDATION),
-            leading=("style_weight", "size", "steps", "width"),
+            leading=TrainConfig.HPARAMS_FIRST,
         )
         photos = self.trainer.validation_photos
         if photos.shape[0]:

@@ -28,12 +28,12 @@ import tensorflow as tf
 from tf_nst.config import TrainConfig
 from tf_nst.errors import StyleTransferError
 from tf_nst.features.extractor import build_feature_extractor, minimum_input_side
-from tf_nst.image.decoding import resize
-from tf_nst.losses import LossWeights, style_targets, total_loss
+from tf_nst.features.targets import style_gram_targets
+from tf_nst.losses import LossWeights, total_loss
 from tf_nst.networks import data
 from tf_nst.networks.distribute import make_strategy, replica_count
-from tf_nst.optimize.scales import working_shape
 from tf_nst.precision import resolve_precision
+from tf_nst.sizes import check_style_sizes, floor_reason, minimum_working_side, style_long_side
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,73 +73,6 @@ class TrainStepResult:
 # --- the losses and the compiled step ----------------------------------------------------------
 
 
-def loss_weights(config: TrainConfig) -> LossWeights:
-    """The normalised loss weights of a training config."""
-    return LossWeights(
-        content=config.content_weight,
-        style=config.style_weight,
-        total_variation=config.tv_weight,
-        style_layers=dict(
-            zip(config.style_layers, config.normalized_style_layer_weights(), strict=True)
-        ),
-        content_layers=tuple(config.content_layers),
-        normalization="normalized",
-    )
-
-
-def per_example_losses(
-    features: Mapping[str, tf.Tensor],
-    content_targets: Mapping[str, tf.Tensor],
-    style_gram_targets: Mapping[str, tf.Tensor],
-    stylized: tf.Tensor,
-    weights: LossWeights,
-) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
-    """Returns the total loss and the named terms of each example of a batch.
-
-    `tf_nst.losses.total_loss` averages over its batch; a distributed step needs the per-example
-    values to divide their sum by the global batch, so it is applied to each example in turn.
-
-    Args:
-        features: The extractor's output for `stylized`.
-        content_targets: Content layer name to the features of the photos.
-        style_gram_targets: Style layer name to the target Gram matrix, `[1, C, C]`.
-        stylized: The network's output, `[batch, height, width, 3]`.
-        weights: The loss weights.
-
-    Returns:
-        `(losses, terms)`: `[batch]` totals, and term name to `[batch]` values.
-    """
-
-    def one(index):
-        def pick(tensor):
-            return tensor[index : index + 1]
-
-        return total_loss(
-            {name: pick(value) for name, value in features.items()},
-            {name: pick(value) for name, value in content_targets.items()},
-            style_gram_targets,
-            pick(stylized),
-            weights,
-        )
-
-    batch = stylized.shape[0]
-    if batch is not None:
-        results = [one(index) for index in range(batch)]
-        losses = tf.stack([loss for loss, _ in results])
-        terms = {name: tf.stack([terms[name] for _, terms in results]) for name in results[0][1]}
-        return losses, terms
-    names = (
-        [f"style/{name}" for name in weights.style_layers]
-        + [f"content/{name}" for name in weights.content_layers]
-        + ["tv"]
-    )
-    return tf.map_fn(
-        one,
-        tf.range(tf.shape(stylized)[0]),
-        fn_output_signature=(tf.float32, dict.fromkeys(names, tf.float32)),
-    )
-
-
 def make_train_step(
     model: keras.Model,
     extractor: keras.Model,
@@ -170,7 +103,7 @@ def make_train_step(
         with tf.GradientTape() as tape:
             stylized = model(photos, training=True)
             features = extractor(stylized, training=False)
-            losses, terms = per_example_losses(
+            losses, terms = total_loss(
                 features, content_targets, style_gram_targets, stylized, weights
             )
             loss = tf.nn.compute_average_loss(losses, global_batch_size=global_batch_size)
@@ -219,9 +152,7 @@ def make_validation(
         photo_features = content_extractor(photos, training=False)
         content_targets = {name: photo_features[name] for name in weights.content_layers}
         features = extractor(stylized, training=False)
-        losses, _ = per_example_losses(
-            features, content_targets, style_gram_targets, stylized, weights
-        )
+        losses, _ = total_loss(features, content_targets, style_gram_targets, stylized, weights)
         return losses, stylized
 
     return validate
@@ -294,7 +225,7 @@ class NetworkTrainer:
         self.strategy = strategy or make_strategy(config.distribute)
         self.global_batch_size = config.batch_size * replica_count(self.strategy)
         self.photos = data.scan_photos(photos, config.validation, self.global_batch_size)
-        self.weights = loss_weights(config)
+        self.weights = config.loss_weights()
         self._blend = config.normalized_style_blend(len(styles))
         self.precision = resolve_precision(config.precision)
         layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
@@ -337,7 +268,9 @@ class NetworkTrainer:
             )
         self.extractor = extractor
         self._content_extractor = content_submodel(extractor, config.content_layers)
-        self._style_grams = self._style_targets(styles)
+        self.style_gram_targets = style_gram_targets(
+            extractor, styles, self.style_side, config.style_layers, self._blend
+        )
         self.validation_photos = tf.constant(
             data.validation_images(self.photos.validation, config.size)
         )
@@ -379,32 +312,21 @@ class NetworkTrainer:
         return build_transform_network(self.config.width, self.precision)
 
     def _check_sizes(self, styles, layers) -> None:
-        minimum = minimum_input_side(layers)
+        minimum = minimum_working_side(layers)
         if self.config.size < minimum:
             raise StyleTransferError(
-                f"--size {self.config.size} is below the {minimum} px the layer {max(layers)} "
-                "needs: raise --size"
+                f"`size` {self.config.size} is below the {minimum} px {floor_reason(layers)} "
+                "needs: raise `size`"
             )
-        for index, style in enumerate(styles):
-            shape = working_shape(style.shape, self._style_side())
-            if min(shape) < minimum:
-                raise StyleTransferError(
-                    f"style image {index + 1} works at {shape[1]}x{shape[0]} px, below the "
-                    f"{minimum} px the layer {max(layers)} needs: raise --style-scale or --size"
-                )
+        side = self.style_side
+        check_style_sizes(
+            [np.shape(style) for style in styles], side, side, self.config.style_scale, layers
+        )
 
-    def _style_side(self) -> int:
-        return max(1, round(self.config.size * self.config.style_scale))
-
-    def _style_targets(self, styles) -> dict[str, tf.Tensor]:
-        """The blended Gram targets, computed once: the style images never change."""
-        features = []
-        for style in styles:
-            height, width = working_shape(np.shape(style), self._style_side())
-            resized = resize(np.asarray(style, np.float32), height, width)[None]
-            outputs = self.extractor(resized, training=False)
-            features.append({name: outputs[name] for name in self.weights.style_layers})
-        return style_targets(features, self._blend)
+    @property
+    def style_side(self) -> int:
+        """The long side of the style images in the loss, in pixels."""
+        return style_long_side(self.config.size, self.config.style_scale)
 
     # --- checkpoint and resume -------------------------------------------------------------
 
@@ -481,7 +403,7 @@ class NetworkTrainer:
         try:
             while self.step < config.steps:
                 step_started = time.perf_counter()
-                loss, terms = self._train_step(next(iterator), self._style_grams)
+                loss, terms = self._train_step(next(iterator), self.style_gram_targets)
                 loss = float(loss)
                 seconds = time.perf_counter() - step_started
                 self.step += 1
@@ -547,7 +469,7 @@ class NetworkTrainer:
         losses, outputs = [], []
         for start in range(0, photos.shape[0], self.config.batch_size):
             chunk_losses, chunk_outputs = self._validate(
-                photos[start : start + self.config.batch_size], self._style_grams
+                photos[start : start + self.config.batch_size], self.style_gram_targets
             )
             losses.append(chunk_losses.numpy())
             outputs.append(chunk_outputs.numpy())

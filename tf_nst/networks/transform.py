@@ -19,16 +19,17 @@ return to the same size) and to at least `MINIMUM_SIDE`, and crops the result ba
 is float32 in [0, 1] whatever the precision.
 
 Instance normalisation is our own layer rather than `keras.layers.GroupNormalization`: it computes
-the same thing (in float32 under mixed precision), but its statistics can be recorded from one
-image and imposed on another (`record_statistics`, `fixed_statistics`). That is what lets
-`tf_nst.networks.apply` process a huge image in tiles that all see the whole image's statistics, so the
-tiles agree with the untiled result instead of each normalising itself.
+the same thing (in float32 under mixed precision), but its statistics are an explicit, optional
+input (`InstanceNormalization.call(inputs, statistics)`). `transform` wires the network so that
+every norm either measures its own input's statistics and reports them, or uses given ones. That
+is what lets `tf_nst.networks.tiling` process a huge image in tiles that all see the whole
+image's statistics, so the tiles agree with the untiled result instead of each normalising
+itself.
 """
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
+from collections.abc import Mapping
 
 import keras
 from keras import ops
@@ -43,9 +44,6 @@ SIZE_MULTIPLE = 4
 # 5 at full resolution (9x9): padding to 8 covers both.
 MINIMUM_SIDE = 8
 INSTANCE_NORM_EPSILON = 1e-5
-
-# Set by `record_statistics` / `fixed_statistics` while a model is called or traced.
-_STATISTICS_MODE: contextvars.ContextVar = contextvars.ContextVar("statistics_mode", default=None)
 
 
 @keras.saving.register_keras_serializable(package="tf_nst")
@@ -132,8 +130,8 @@ class InstanceNormalization(keras.layers.Layer):
     """Normalises each channel of each image over its height and width, then scales and shifts.
 
     The mean and variance are computed in float32 even under a mixed policy: over a 2048 px image
-    a bfloat16 sum has too few bits. Inside `record_statistics` the layer also reports them;
-    inside `fixed_statistics` it uses the given ones instead of its input's.
+    a bfloat16 sum has too few bits. `call` takes them as an optional input instead, which is how
+    tiles of one image share the whole image's statistics.
     """
 
     def __init__(self, epsilon: float = INSTANCE_NORM_EPSILON, **kwargs):
@@ -146,18 +144,23 @@ class InstanceNormalization(keras.layers.Layer):
         self.gamma = self.add_weight(shape=(channels,), initializer="ones", name="gamma")
         self.beta = self.add_weight(shape=(channels,), initializer="zeros", name="beta")
 
-    def call(self, inputs):
-        """Returns the normalised `inputs`, in the layer's compute dtype."""
+    def moments(self, inputs):
+        """Returns the per-image, per-channel mean and variance, float32 `[batch, channels]`."""
+        return ops.moments(ops.cast(inputs, "float32"), axes=(1, 2))
+
+    def call(self, inputs, statistics=None):
+        """Returns the normalised `inputs`, in the layer's compute dtype.
+
+        Args:
+            inputs: `[batch, height, width, channels]`.
+            statistics: None to normalise by the inputs' own statistics, or `(mean, variance)`,
+                each `[batch or 1, channels]`, to use instead (`moments` of another image).
+        """
         values = ops.cast(inputs, "float32")
-        mode = _STATISTICS_MODE.get()
-        if mode is not None and mode[0] == "fixed":
-            mean, variance = mode[1][self.name]
-            mean = ops.reshape(ops.cast(mean, "float32"), (-1, 1, 1, values.shape[-1]))
-            variance = ops.reshape(ops.cast(variance, "float32"), (-1, 1, 1, values.shape[-1]))
-        else:
-            mean, variance = ops.moments(values, axes=(1, 2), keepdims=True)
-            if mode is not None:
-                mode[1][self.name] = (mean[:, 0, 0, :], variance[:, 0, 0, :])
+        mean, variance = self.moments(inputs) if statistics is None else statistics
+        channels = values.shape[-1]
+        mean = ops.reshape(ops.cast(mean, "float32"), (-1, 1, 1, channels))
+        variance = ops.reshape(ops.cast(variance, "float32"), (-1, 1, 1, channels))
         scale = ops.rsqrt(variance + self.epsilon) * ops.cast(self.gamma, "float32")
         shift = ops.cast(self.beta, "float32") - mean * scale
         return ops.cast(values * scale + shift, self.compute_dtype)
@@ -167,40 +170,68 @@ class InstanceNormalization(keras.layers.Layer):
         return {**super().get_config(), "epsilon": self.epsilon}
 
 
-@contextlib.contextmanager
-def record_statistics():
-    """Collects every instance norm's statistics while a transform network is called in it.
-
-    Yields:
-        A dict filled during the call: layer name to `(mean, variance)`, each float32
-        `[batch, channels]`.
-    """
-    recorded = {}
-    token = _STATISTICS_MODE.set(("record", recorded))
-    try:
-        yield recorded
-    finally:
-        _STATISTICS_MODE.reset(token)
-
-
-@contextlib.contextmanager
-def fixed_statistics(statistics: dict):
-    """Makes every instance norm use `statistics` instead of its input's while a call runs in it.
-
-    Args:
-        statistics: Layer name to `(mean, variance)`, each `[batch or 1, channels]`, as
-            `record_statistics` gives them.
-    """
-    token = _STATISTICS_MODE.set(("fixed", statistics))
-    try:
-        yield
-    finally:
-        _STATISTICS_MODE.reset(token)
-
-
 def normalization_layers(model: keras.Model) -> list[InstanceNormalization]:
     """Returns the instance norms of `model` in network order."""
     return [layer for layer in model.layers if isinstance(layer, InstanceNormalization)]
+
+
+def layers_by_name(model: keras.Model) -> dict[str, keras.layers.Layer]:
+    """Returns the layers of a network from `build_transform_network`, by name, for `transform`."""
+    return {layer.name: layer for layer in model.layers}
+
+
+def transform(
+    layers: Mapping[str, keras.layers.Layer],
+    images,
+    statistics: Mapping | None = None,
+    record: bool = False,
+):
+    """Wires the network's layers, with the instance norms' statistics explicit.
+
+    `build_transform_network` builds its functional model with it, and the SavedModel's
+    statistics signatures (`tf_nst.networks.export`) call it on tensors.
+
+    Args:
+        layers: The network's layers by name (`layers_by_name`).
+        images: float32 `[batch, height, width, 3]` in [0, 1].
+        statistics: None, or norm layer name to `(mean, variance)` for every norm to use instead
+            of its input's, as `record=True` returns them.
+        record: Also return the statistics each norm used.
+
+    Returns:
+        The stylized images, float32 in [0, 1]; with `record`, also a dict of norm layer name to
+        `(mean, variance)`, each float32 `[batch, channels]`.
+    """
+    used = {}
+    layer = layers.__getitem__
+
+    def convolve(hidden, name, normalize=True, activation=True):
+        hidden = layer(name)(layer(f"{name}_pad")(hidden))
+        if normalize:
+            norm = layer(f"{name}_norm")
+            given = None if statistics is None else statistics[norm.name]
+            if given is None and record:
+                given = norm.moments(hidden)
+            if given is not None:
+                used[norm.name] = given
+            hidden = norm(hidden) if given is None else norm(hidden, statistics=given)
+        if activation:
+            hidden = layer(f"{name}_relu")(hidden)
+        return hidden
+
+    hidden = layer("pad_to_multiple")(images)
+    for name in ("stem", "down1", "down2"):
+        hidden = convolve(hidden, name)
+    for block in range(1, RESIDUAL_BLOCKS + 1):
+        shortcut = hidden
+        hidden = convolve(hidden, f"residual{block}_conv1")
+        hidden = convolve(hidden, f"residual{block}_conv2", activation=False)
+        hidden = layer(f"residual{block}_add")([shortcut, hidden])
+    for index in (1, 2):
+        hidden = convolve(layer(f"up{index}_resize")(hidden), f"up{index}")
+    hidden = convolve(hidden, "output", normalize=False, activation=False)
+    stylized = layer("crop")([layer("output_sigmoid")(hidden), images])
+    return (stylized, used) if record else stylized
 
 
 def build_transform_network(width: int = 32, precision: str = "fp32") -> keras.Model:
@@ -227,39 +258,44 @@ def build_transform_network(width: int = 32, precision: str = "fp32") -> keras.M
         )
     width = int(width)
     policy = PRECISION_POLICIES[precision]
+    layers = {}
 
-    def convolve(hidden, filters, kernel, name, strides=1, normalize=True, activation=True):
-        hidden = ReflectionPadding2D(kernel // 2, name=f"{name}_pad", dtype=policy)(hidden)
+    def add(layer):
+        layers[layer.name] = layer
+
+    def convolution(name, filters, kernel, strides=1, normalize=True, activation=True):
+        add(ReflectionPadding2D(kernel // 2, name=f"{name}_pad", dtype=policy))
         # A bias before instance norm is subtracted again with the mean.
-        hidden = keras.layers.Conv2D(
-            filters, kernel, strides=strides, use_bias=not normalize, name=name, dtype=policy
-        )(hidden)
+        add(
+            keras.layers.Conv2D(
+                filters, kernel, strides=strides, use_bias=not normalize, name=name, dtype=policy
+            )
+        )
         if normalize:
-            hidden = InstanceNormalization(name=f"{name}_norm", dtype=policy)(hidden)
+            add(InstanceNormalization(name=f"{name}_norm", dtype=policy))
         if activation:
-            hidden = keras.layers.ReLU(name=f"{name}_relu", dtype=policy)(hidden)
-        return hidden
+            add(keras.layers.ReLU(name=f"{name}_relu", dtype=policy))
 
-    images = keras.Input(shape=(None, None, 3), dtype="float32", name="images")
-    hidden = PadToMultiple(name="pad_to_multiple", dtype="float32")(images)
-    hidden = convolve(hidden, width, 9, "stem")
-    hidden = convolve(hidden, 2 * width, 3, "down1", strides=2)
-    hidden = convolve(hidden, 4 * width, 3, "down2", strides=2)
+    add(PadToMultiple(name="pad_to_multiple", dtype="float32"))
+    convolution("stem", width, 9)
+    convolution("down1", 2 * width, 3, strides=2)
+    convolution("down2", 4 * width, 3, strides=2)
     for block in range(1, RESIDUAL_BLOCKS + 1):
-        shortcut = hidden
-        hidden = convolve(hidden, 4 * width, 3, f"residual{block}_conv1")
-        hidden = convolve(hidden, 4 * width, 3, f"residual{block}_conv2", activation=False)
-        hidden = keras.layers.Add(name=f"residual{block}_add", dtype=policy)([shortcut, hidden])
+        convolution(f"residual{block}_conv1", 4 * width, 3)
+        convolution(f"residual{block}_conv2", 4 * width, 3, activation=False)
+        add(keras.layers.Add(name=f"residual{block}_add", dtype=policy))
     for index, filters in enumerate((2 * width, width), start=1):
-        hidden = keras.layers.UpSampling2D(2, name=f"up{index}_resize", dtype=policy)(hidden)
-        hidden = convolve(hidden, filters, 3, f"up{index}")
-    hidden = convolve(hidden, 3, 9, "output", normalize=False, activation=False)
+        add(keras.layers.UpSampling2D(2, name=f"up{index}_resize", dtype=policy))
+        convolution(f"up{index}", filters, 3)
+    convolution("output", 3, 9, normalize=False, activation=False)
     # A sigmoid maps to [0, 1] exactly and keeps a gradient everywhere; it is the scaled tanh of
     # the paper in another form (sigmoid(x) = (tanh(x / 2) + 1) / 2), without a clip that would
     # zero the gradient of saturated pixels. float32, so the output is float32 under any policy.
-    hidden = keras.layers.Activation("sigmoid", name="output_sigmoid", dtype="float32")(hidden)
-    stylized = CropToReference(name="crop", dtype="float32")([hidden, images])
-    return keras.Model(images, stylized, name=f"transform_width{width}")
+    add(keras.layers.Activation("sigmoid", name="output_sigmoid", dtype="float32"))
+    add(CropToReference(name="crop", dtype="float32"))
+
+    images = keras.Input(shape=(None, None, 3), dtype="float32", name="images")
+    return keras.Model(images, transform(layers, images), name=f"transform_width{width}")
 
 
 def count_flops(height: int, width: int, network_width: int = 32) -> int:

@@ -11,7 +11,7 @@ import pathlib
 import secrets
 from collections.abc import Sequence
 
-from tf_nst.config import HPARAMS_FIRST, StyleConfig
+from tf_nst.config import StyleConfig
 from tf_nst.errors import StyleTransferError
 from tf_nst.image import decoding, writing
 from tf_nst.run import ResumeKey
@@ -119,7 +119,7 @@ class OptimizationJob(LoopJob):
         """Command line, hparams and the input pictures."""
         from tf_nst.run import summaries
 
-        self.log_command_settings_and_styles(log, StyleConfig, leading=HPARAMS_FIRST)
+        self.log_command_settings_and_styles(log, StyleConfig, leading=StyleConfig.HPARAMS_FIRST)
         log.image(summaries.PICTURE_CONTENT, 0, self.optimization.postprocess(self.content))
         log.flush()
 

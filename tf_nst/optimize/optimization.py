@@ -25,8 +25,9 @@ from tf_nst.config import StyleConfig
 from tf_nst.errors import StyleTransferError
 from tf_nst.features.backbones import validate_layer_choice
 from tf_nst.features.extractor import build_feature_extractor
+from tf_nst.features.targets import style_gram_targets
 from tf_nst.image import colors, decoding
-from tf_nst.losses import LossWeights, style_targets, total_loss
+from tf_nst.losses import LossWeights, total_loss
 from tf_nst.optimize.lbfgs import LbfgsDriver
 from tf_nst.optimize.scales import (
     check_image_sizes,
@@ -123,13 +124,14 @@ def make_loss_and_gradient(extractor: keras.Model, weights: LossWeights, jit: bo
 
 
 def _loss_and_gradient(extractor, weights, image, content_targets, style_gram_targets):
-    """The total loss of `image`, its terms and its gradient with respect to `image`."""
+    """The total loss of `image` (a batch of one), its terms and its gradient."""
     with tf.GradientTape() as tape:
         tape.watch(image)
-        loss, terms = total_loss(
+        losses, terms = total_loss(
             extractor(image, training=False), content_targets, style_gram_targets, image, weights
         )
-    return loss, terms, tape.gradient(loss, image)
+        loss = losses[0]
+    return loss, {name: value[0] for name, value in terms.items()}, tape.gradient(loss, image)
 
 
 class Optimization:
@@ -170,16 +172,7 @@ class Optimization:
                 layers, config.backbone, config.weights, config.pooling, self.precision
             )
         self.extractor = extractor
-        self.weights = LossWeights(
-            content=config.content_weight,
-            style=config.style_weight,
-            total_variation=config.tv_weight,
-            style_layers=dict(
-                zip(config.style_layers, config.normalized_style_layer_weights(), strict=True)
-            ),
-            content_layers=config.content_layers,
-            normalization=config.loss_normalization,
-        )
+        self.weights = config.loss_weights()
         self.output_shape = working_shape(content.shape, config.size)
         self.content = np.asarray(content, np.float32)
         self._content_for_network, self.styles = colors.network_inputs(
@@ -203,22 +196,13 @@ class Optimization:
         scale = self.scales[index]
         height, width = working_shape(self.content.shape, scale.long_side)
         content = _resize(self._content_for_network, height, width)
-        style_side = style_long_side(scale.long_side, self.config.style_scale)
-        style_features = []
-        for style in self.styles:
-            style_height, style_width = working_shape(style.shape, style_side)
-            style_features.append(
-                self.extractor(_resize(style, style_height, style_width)[None], training=False)
-            )
-        # Computed once per scale, never per step.
-        self.style_gram_targets = style_targets(
-            [
-                {name: features[name] for name in self.weights.style_layers}
-                for features in style_features
-            ],
+        self.style_gram_targets = style_gram_targets(
+            self.extractor,
+            self.styles,
+            style_long_side(scale.long_side, self.config.style_scale),
+            self.config.style_layers,
             self.blend,
         )
-        del style_features  # the style's activations can be large (--style-scale): free them now
         content_features = self.extractor(content[None], training=False)
         self.content_targets = {
             name: content_features[name] for name in self.config.content_layers

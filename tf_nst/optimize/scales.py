@@ -1,4 +1,4 @@
-"""The coarse-to-fine scale plan, working sizes and the checks of image sizes.
+"""The optimisation's coarse-to-fine scale plan and the check of its image sizes.
 
 Pure Python (no numpy, no TensorFlow), so the CLI can plan a run, check its image sizes and
 estimate its memory before TensorFlow loads, from nothing but the images' headers.
@@ -11,7 +11,14 @@ import math
 from collections.abc import Sequence
 
 from tf_nst.errors import StyleTransferError
-from tf_nst.features.backbones import deepest_layer, minimum_input_side
+from tf_nst.sizes import (
+    MAX_PIXELS,
+    check_style_sizes,
+    floor_reason,
+    minimum_working_side,
+    style_long_side,
+    working_shape,
+)
 
 # Up to this long side one scale is cheap enough; above it, coarse-to-fine pays off twice: the
 # coarse steps cost a quarter as much, and the strokes laid down at the coarse scale come out
@@ -21,14 +28,6 @@ MULTISCALE_THRESHOLD = 384
 COARSEST_SIDE = 256
 # No scale of a pyramid gets fewer steps than this, or its upsampling artefacts stay.
 MINIMUM_SCALE_STEPS = 20
-# The total-variation term compares each pixel with its neighbour below and to the right; an
-# image 1 pixel thin has no such pair, and the mean over none of them is NaN.
-MINIMUM_WORKING_SIDE = 2
-# The most pixels any image of a run may have at its working size: the same bound as a decoded
-# input image (Pillow's decompression-bomb limit, `images.MAX_PIXELS`). A style at a huge
-# --style-scale would otherwise build tensors of billions of elements before the memory check
-# could say anything useful.
-MAX_WORKING_PIXELS = 89_478_485
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,23 +70,6 @@ def plan_scales(size: int, steps: int, scales: int | None = None) -> list[Scale]
     return [Scale(side, count) for side, count in zip(sides, counts, strict=True)]
 
 
-def working_shape(image_shape: Sequence[int], long_side: int) -> tuple[int, int]:
-    """Returns (height, width) of an image of `image_shape` scaled to `long_side`."""
-    height, width = int(image_shape[0]), int(image_shape[1])
-    factor = long_side / max(height, width)
-    return max(1, round(height * factor)), max(1, round(width * factor))
-
-
-def style_long_side(long_side: int, style_scale: float) -> int:
-    """Returns the long side of the style images at a scale whose content long side is given."""
-    return max(1, round(long_side * style_scale))
-
-
-def minimum_working_side(layers: Sequence[str]) -> int:
-    """Returns the smallest side any working image of a run over `layers` may have."""
-    return max(MINIMUM_WORKING_SIDE, minimum_input_side(layers))
-
-
 def check_image_sizes(
     config,
     content_shape: Sequence[int],
@@ -104,7 +86,7 @@ def check_image_sizes(
       source (upscaling a smaller one would hand the network a blur with nothing to match) and at
       every scale's working size: the deepest layer needs 2^(poolings) pixels to be 1x1, and the
       total-variation term needs 2.
-    * Ceiling: no working image may exceed `MAX_WORKING_PIXELS` (the style at --style-scale).
+    * Ceiling: no working image may exceed `MAX_PIXELS` (the style at --style-scale).
 
     Args:
         config: The run's `StyleConfig` (size, steps, scales, style_scale and layers are read).
@@ -121,7 +103,7 @@ def check_image_sizes(
     """
     layers = tuple(config.content_layers) + tuple(config.style_layers)
     minimum = minimum_working_side(layers)
-    reason = _reason(layers, minimum)
+    reason = floor_reason(layers)
     plan = plan_scales(config.size, config.steps, config.scales)
     style_names = list(style_names or [""] * len(style_shapes))
     sources = [("content image", content_name or "", content_shape)] + [
@@ -143,29 +125,16 @@ def check_image_sizes(
             "elongated image"
         )
     largest = working_shape(content_shape, plan[-1].long_side)
-    if largest[0] * largest[1] > MAX_WORKING_PIXELS:
+    if largest[0] * largest[1] > MAX_PIXELS:
         raise StyleTransferError(
             f"--size {config.size} makes the content image {largest[1]}x{largest[0]} px, over "
-            f"the limit of {MAX_WORKING_PIXELS} pixels: use a smaller --size"
+            f"the limit of {MAX_PIXELS} pixels: use a smaller --size"
         )
-    for index, shape in enumerate(style_shapes, start=1):
-        low = working_shape(shape, style_long_side(plan[0].long_side, config.style_scale))
-        if min(low) < minimum:
-            raise StyleTransferError(
-                f"style image {index} works at {low[1]}x{low[0]} px, below the {minimum} px "
-                f"{reason} needs: raise --style-scale or --size"
-            )
-        high = working_shape(shape, style_long_side(plan[-1].long_side, config.style_scale))
-        if high[0] * high[1] > MAX_WORKING_PIXELS:
-            raise StyleTransferError(
-                f"--style-scale {config.style_scale:g} makes style image {index} "
-                f"{high[1]}x{high[0]} px, over the limit of {MAX_WORKING_PIXELS} pixels for "
-                "any working image: lower --style-scale (or --size)"
-            )
+    check_style_sizes(
+        style_shapes,
+        style_long_side(plan[0].long_side, config.style_scale),
+        style_long_side(plan[-1].long_side, config.style_scale),
+        config.style_scale,
+        layers,
+    )
     return plan
-
-
-def _reason(layers: Sequence[str], minimum: int) -> str:
-    if minimum_input_side(layers) >= minimum:
-        return f"the layer {deepest_layer(layers)}"
-    return "the total-variation term"
