@@ -105,7 +105,9 @@ def table_header(headers: Sequence[str]) -> list[str]:
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence]) -> list[str]:
     """Returns the lines of a markdown table, every column padded to its widest cell."""
     rows = [[str(cell) for cell in row] for row in rows]
-    widths = [max(3, *(len(cell) for cell in column)) for column in zip(headers, *rows, strict=True)]
+    widths = [
+        max(3, *(len(cell) for cell in column)) for column in zip(headers, *rows, strict=True)
+    ]
     return [table_row(headers, widths), table_rule(widths)] + [
         table_row(row, widths) for row in rows
     ]
@@ -200,7 +202,7 @@ class Runner:
         describe: Callable[[dict], str] = describe_peak,
         started: float | None = None,
     ):
-        self.job_file = str(job_file)
+        self.job_file = str(pathlib.Path(job_file).resolve())
         self.spec = dict(spec or {})
         self.batch = batch
         self.describe = describe
@@ -217,10 +219,11 @@ class Runner:
         groups = [jobs] if self.batch else [[job] for job in jobs]
         for group in groups:
             if group:
-                self._run_group(group)
+                self.run_group(group)
         return self.results
 
-    def _run_group(self, group: list[dict]) -> None:
+    def run_group(self, group: list[dict]) -> None:
+        """Runs `group` in one child process and records a result for every job in it."""
         self.log("running " + ", ".join(job.get("label", job["id"]) for job in group))
         environment = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
         # The children import tf_nst from this checkout even when it is not installed.

@@ -29,25 +29,22 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# tests/test_defaults.py loads this file by its path: the harness beside it must be importable.
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
+from harness import REPOSITORY, SHARED, WEIGHTS, markdown_table, table_row  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
-REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPOSITORY))
 
 from tf_nst.config import StyleConfig  # noqa: E402
 from tf_nst.features.extractor import build_feature_extractor  # noqa: E402
-from tf_nst.image import (
-    colors,
-    decoding,  # noqa: E402
-)
-from tf_nst.image.decoding import resize  # noqa: E402
+from tf_nst.image import colors, decoding  # noqa: E402
+from tf_nst.image.decoding import resize, resize_to_long_side  # noqa: E402
 from tf_nst.losses import content_layer_loss, gram_matrix, style_layer_loss  # noqa: E402
 from tf_nst.optimize.optimization import Optimization  # noqa: E402
 
-SHARED = pathlib.Path(os.environ.get("TF_NST_SHARED", REPOSITORY.parent / "shared"))
-DEFAULT_WEIGHTS = SHARED / "weights" / "vgg16_imagenet_keras_convention_notop.weights.h5"
 CONTENTS = (
     "tubingen",
     "golden_gate",
@@ -181,21 +178,20 @@ class Measurer:
         """
         height, width = output.shape[:2]
         content = resize(np.asarray(content, np.float32), height, width)
-        style_height, style_width = _long_side_shape(style.shape, style_side)
-        style = resize(np.asarray(style, np.float32), style_height, style_width)
+        style = resize_to_long_side(np.asarray(style, np.float32), style_side)
         out, con, sty = map(self.features, (output, content, style))
 
+        # The losses give one value per example of the batch; every batch here is one image.
         def style_error(layers):
-            return statistics.fmean(
-                float(
-                    style_layer_loss(gram_matrix(out[name]), gram_matrix(sty[name]), "normalized")
-                )
+            errors = [
+                style_layer_loss(gram_matrix(out[name]), gram_matrix(sty[name]), "normalized")
                 for name in layers
-            )
+            ]
+            return statistics.fmean(float(error[0]) for error in errors)
 
         def content_error(layers):
             return statistics.fmean(
-                float(content_layer_loss(out[name], con[name], "normalized")) for name in layers
+                float(content_layer_loss(out[name], con[name], "normalized")[0]) for name in layers
             )
 
         return {
@@ -209,12 +205,6 @@ class Measurer:
             "tone_to_content": tone_distance(output, content),
             "range_ratio": range_ratio(output, style),
         }
-
-
-def _long_side_shape(shape, long_side: int) -> tuple[int, int]:
-    height, width = shape[:2]
-    scale = long_side / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def image_path(name: str) -> pathlib.Path:
@@ -284,62 +274,66 @@ def run_setting(name, changes, arguments, measurer, loaded) -> list[dict]:
             row["image"] = str(picture)
             with cache.open("a") as stream:
                 stream.write(json.dumps(row) + "\n")
-            print(_table_line(row), flush=True)
+            print(table_row(table_cells(row)), flush=True)
             rows.append(row)
     return rows
 
 
-def _table_line(row: dict) -> str:
-    values = " | ".join(f"{row[column]:.3f}" for column in COLUMNS[:-1])
-    return (
-        f"| {row['setting']} | {short(row['content_image'])} | {short(row['style_image'])} | "
-        f"{values} | {row['seconds']:.0f} |"
-    )
+TABLE_HEADERS = ("setting", "content", "style", *COLUMNS)
+
+
+def table_cells(row: dict) -> list[str]:
+    """One result's cells: its setting and pair, then every column (seconds as a whole number)."""
+    values = [f"{row[column]:.3f}" for column in COLUMNS[:-1]]
+    return [
+        row["setting"],
+        short(row["content_image"]),
+        short(row["style_image"]),
+        *values,
+        f"{row['seconds']:.0f}",
+    ]
 
 
 def table(rows: list[dict]) -> str:
-    """Returns the markdown table of the rows, then the mean and worst of each column."""
-    header = "| setting | content | style | " + " | ".join(COLUMNS) + " |"
-    lines = [header, "|" + " --- |" * (len(COLUMNS) + 3)]
-    lines += [_table_line(row) for row in rows]
-    return "\n".join(lines)
+    """Returns the markdown table of the rows."""
+    return "\n".join(markdown_table(TABLE_HEADERS, [table_cells(row) for row in rows]))
 
 
 def summary(rows_per_setting: dict[str, list[dict]]) -> str:
     """Returns one line per setting: the mean of every column, the worst leak and contrast."""
-    lines = [
-        "| setting | pairs | " + " | ".join(f"mean {c}" for c in COLUMNS) + " | max leak "
-        "| max tone_to_style |",
-        "|" + " --- |" * (len(COLUMNS) + 4),
+    headers = [
+        "setting",
+        "pairs",
+        *(f"mean {column}" for column in COLUMNS),
+        "max leak",
+        "max tone_to_style",
     ]
-    for name, rows in rows_per_setting.items():
-        if not rows:
-            continue
-        means = " | ".join(
-            f"{statistics.fmean(row[column] for row in rows):.3f}" for column in COLUMNS
-        )
-        lines.append(
-            f"| {name} | {len(rows)} | {means} | {max(row['leak'] for row in rows):.3f} | "
-            f"{max(row['tone_to_style'] for row in rows):.3f} |"
-        )
-    return "\n".join(lines)
+    table_rows = [
+        [
+            name,
+            str(len(rows)),
+            *(f"{statistics.fmean(row[column] for row in rows):.3f}" for column in COLUMNS),
+            f"{max(row['leak'] for row in rows):.3f}",
+            f"{max(row['tone_to_style'] for row in rows):.3f}",
+        ]
+        for name, rows in rows_per_setting.items()
+        if rows
+    ]
+    return "\n".join(markdown_table(headers, table_rows))
 
 
 def comparison(before: list[dict], after: list[dict]) -> str:
     """Returns a table of the pairs both settings ran: each column as "before → after"."""
     columns = [column for column in COLUMNS if column != "seconds"]
-    lines = [
-        "| content | style | " + " | ".join(columns) + " |",
-        "|" + " --- |" * (len(columns) + 2),
-    ]
     after_by_pair = {(row["content_image"], row["style_image"]): row for row in after}
+    table_rows = []
     for row in before:
         other = after_by_pair.get((row["content_image"], row["style_image"]))
         if other is None:
             continue
-        values = " | ".join(f"{row[column]:.3f} → {other[column]:.3f}" for column in columns)
-        lines.append(f"| {short(row['content_image'])} | {short(row['style_image'])} | {values} |")
-    return "\n".join(lines)
+        values = [f"{row[column]:.3f} → {other[column]:.3f}" for column in columns]
+        table_rows.append([short(row["content_image"]), short(row["style_image"]), *values])
+    return "\n".join(markdown_table(["content", "style", *columns], table_rows))
 
 
 def contact_sheet(rows: list[dict], title: str, path: pathlib.Path, cell: int) -> None:
@@ -400,7 +394,7 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=StyleConfig().steps)
     parser.add_argument("--contents", default=",".join(CONTENTS), help="comma-separated names")
     parser.add_argument("--styles", default=",".join(STYLES), help="comma-separated names")
-    parser.add_argument("--weights", default=str(DEFAULT_WEIGHTS), help="VGG16, Keras layout")
+    parser.add_argument("--weights", default=str(WEIGHTS), help="VGG16, Keras layout")
     parser.add_argument("--results", default="quality_results", help="cache folder")
     parser.add_argument("--sheets", default=None, help="folder of the contact sheets")
     parser.add_argument("--cell", type=int, default=120, help="height of a contact sheet cell")
@@ -425,7 +419,7 @@ def main() -> int:
     loaded.update({name: decoding.load_image(image_path(name)) for name in arguments.styles})
     measurer = Measurer(arguments.weights)
     print(f"# Quality grid, {arguments.size} px, {arguments.steps} steps\n", flush=True)
-    print("| setting | content | style | " + " | ".join(COLUMNS) + " |", flush=True)
+    print(table_row(TABLE_HEADERS), flush=True)
     results = {}
     for name, changes in settings.items():
         started = time.perf_counter()

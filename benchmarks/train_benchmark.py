@@ -5,11 +5,12 @@ Usage:
     python benchmarks/train_benchmark.py [--sizes 128,256] [--widths 16,32]
         [--precisions fp32,bf16] [--steps 5] [--output table.md]
 
-For each (size, width, precision) a `tf_nst.networks.training.NetworkTrainer` trains on ../shared/photos
-with The Starry Night and the shared VGG16 weights, batch 4, one device. After two warm-up steps
-(the first one traces and compiles the step), `--steps` steps are timed; the table gives training
-photos per second (the global batch over the mean step time, the data pipeline included) and the
-step time. The photo pipeline alone is timed too, to show it is not the bottleneck.
+For each (size, width, precision) a `tf_nst.networks.training.NetworkTrainer` trains on
+../shared/photos with The Starry Night and the shared VGG16 weights, batch 4, one device. After two
+warm-up steps (the first one traces and compiles the step), `--steps` steps are timed; the
+table gives training photos per second (the global batch over the mean step time, the data
+pipeline included) and the step time. The photo pipeline alone is timed too, to show it is not
+the bottleneck.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ import pathlib
 import sys
 import time
 
-REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
-SHARED = pathlib.Path(os.environ.get("TF_NST_SHARED", REPOSITORY.parent / "shared"))
-WEIGHTS = SHARED / "weights" / "vgg16_imagenet_keras_convention_notop.weights.h5"
-PHOTOS = SHARED / "photos"
-STYLE = SHARED / "images" / "starry_night.jpg"
+import harness
+from harness import PHOTOS, STYLE, WEIGHTS
+
 WARM_UP_STEPS = 2
+BATCH_SIZE = 4
+PIPELINE_BATCHES = 20
+HEADERS = ("size", "width", "precision", "photos/s", "s/step")
 
 
 def parse_arguments(arguments=None) -> argparse.Namespace:
@@ -53,6 +55,7 @@ def time_training(size: int, width: int, precision: str, steps: int) -> tuple[fl
         backbone="vgg16",
         weights=str(WEIGHTS),
         steps=WARM_UP_STEPS + steps,
+        batch_size=BATCH_SIZE,
         validation=0,
         seed=0,
         distribute="none",
@@ -63,18 +66,18 @@ def time_training(size: int, width: int, precision: str, steps: int) -> tuple[fl
     return trainer.global_batch_size * len(results) / seconds, seconds / len(results)
 
 
-def time_pipeline(size: int, batches: int = 20) -> float:
+def time_pipeline(size: int, batches: int = PIPELINE_BATCHES) -> float:
     """Returns the photo pipeline's photos per second alone (decode, crop, resize, batch)."""
     from tf_nst.networks import data
 
-    photos = data.scan_photos(PHOTOS, validation=0, batch_size=4)
-    dataset = data.training_dataset(photos.training, size, 4, seed=0).take(batches + 1)
+    photos = data.scan_photos(PHOTOS, validation=0, batch_size=BATCH_SIZE)
+    dataset = data.training_dataset(photos.training, size, BATCH_SIZE, seed=0).take(batches + 1)
     iterator = iter(dataset)
-    next(iterator)
+    next(iterator)  # the first batch pays for starting the pipeline: not timed.
     started = time.perf_counter()
     for _ in range(batches):
         next(iterator)
-    rate = 4 * batches / (time.perf_counter() - started)
+    rate = BATCH_SIZE * batches / (time.perf_counter() - started)
     del iterator
     return rate
 
@@ -88,17 +91,18 @@ def main(arguments=None) -> int:
     widths = [int(value) for value in options.widths.split(",")]
     precisions = options.precisions.split(",")
     lines = [
-        f"Training, batch 4, one device, {os.cpu_count()} CPUs, load average "
+        f"Training, batch {BATCH_SIZE}, one device, {os.cpu_count()} CPUs, load average "
         f"{os.getloadavg()[0]:.1f} at the start",
         "",
-        "| size | width | precision | photos/s | s/step |",
-        "| --- | --- | --- | --- | --- |",
+        *harness.table_header(HEADERS),
     ]
     for size in sizes:
         for width in widths:
             for precision in precisions:
                 rate, step = time_training(size, width, precision, options.steps)
-                lines.append(f"| {size} | {width} | {precision} | {rate:.2f} | {step:.2f} |")
+                lines.append(
+                    harness.table_row([size, width, precision, f"{rate:.2f}", f"{step:.2f}"])
+                )
                 print(lines[-1], flush=True)
     lines.append("")
     for size in sizes:

@@ -33,19 +33,19 @@ import pathlib
 import sys
 import time
 
-REPOSITORY = pathlib.Path(__file__).resolve().parent.parent
-SHARED = pathlib.Path(os.environ.get("TF_NST_SHARED", REPOSITORY.parent / "shared"))
-WEIGHTS = SHARED / "weights" / "vgg16_imagenet_keras_convention_notop.weights.h5"
-PHOTOS = SHARED / "photos"
-STYLE = SHARED / "images" / "starry_night.jpg"
+from harness import PHOTOS, STYLE, WEIGHTS
+
 WORK = pathlib.Path(os.environ.get("TF_NST_QUALITY_DIR", "/tmp/tf_nst_quality"))
 VALIDATION = 8
+# TrainConfig's default batch: scanning the photos checks that a batch remains for training.
+BATCH_SIZE = 4
 
 
 def held_out_photos(count: int) -> list[str]:
+    """The first `count` of the photos the trainer holds out for validation (never trained on)."""
     from tf_nst.networks import data
 
-    return list(data.scan_photos(PHOTOS, VALIDATION, 4).validation[:count])
+    return list(data.scan_photos(PHOTOS, VALIDATION, BATCH_SIZE).validation[:count])
 
 
 class Evaluator:
@@ -71,9 +71,10 @@ class Evaluator:
         grams = {name: gram_matrix(value) for name, value in self.features(style).items()}
         photo_features, output_features = self.features(photo), self.features(output)
 
+        # The losses give one value per example of the batch; every batch here is one image.
         def style_error(features):
             return sum(
-                float(style_layer_loss(gram_matrix(features[name]), grams[name], "normalized"))
+                float(style_layer_loss(gram_matrix(features[name]), grams[name], "normalized")[0])
                 for name in self.defaults.style_layers
             ) / len(self.defaults.style_layers)
 
@@ -82,7 +83,7 @@ class Evaluator:
             "content": float(
                 content_layer_loss(
                     output_features[content_layer], photo_features[content_layer], "normalized"
-                )
+                )[0]
             ),
             "style_output": style_error(output_features),
             "style_photo": style_error(photo_features),
@@ -90,9 +91,9 @@ class Evaluator:
 
 
 def resized(image, long_side: int):
-    from tf_nst.optimize.optimization import resize_image, working_shape
+    from tf_nst.image.decoding import resize_to_long_side
 
-    return resize_image(image, *working_shape(image.shape, long_side)).numpy()
+    return resize_to_long_side(image, long_side)
 
 
 def summary(rows: list[dict[str, float]]) -> dict[str, float]:

@@ -1,7 +1,34 @@
-"""Shared fixtures: the tiny random VGG, the shared real weights and images, CLI runner."""
+"""Shared fixtures (the tiny random VGG, the shared real weights and images, the CLI runner) and
+the tiers of the test suite.
+
+Tiers:
+
+* fast (no mark): in-process, on the tiny random VGG-shaped model (`tiny_extractor`) or none, no
+  subprocess, no real weights, each test well under ~5 s. `python -m pytest -m "not slow"` runs
+  all of them in about a minute on a 2-core machine; run it before every commit.
+* `slow`: everything else: any test that starts a process (`subprocess.run`/`Popen`, `run_cli`,
+  `python -m ...`, `sys.executable`), that uses the real VGG16 weights, or that takes more than
+  ~5 s (including its fixtures' setup). `python -m pytest` runs both tiers.
+* `real_weights` (always also `slow`): needs ../shared (`TF_NST_SHARED`): the real VGG16 weights
+  (`vgg16_weights`) or the shared photos (`shared_images`); skipped with a reason when absent.
+  `-m "not real_weights"` runs what a machine without ../shared can run.
+
+The marks are given by `pytest_collection_modifyitems` below, so a new test cannot forget them:
+it marks `real_weights` (and `slow`) every test that uses the `vgg16_weights` or `shared_images`
+fixture (directly or through another fixture), and `slow` every test whose own code, or a
+fixture's, or a helper function they call in the test module or in conftest/cli_checks, starts a
+process (see `_starts_a_process`). Explicit marks remain for what the hook cannot see: a test
+that is slow by its amount of work (e.g. a fixture that trains a network), or that reaches the
+weights through `request.getfixturevalue`. The one exception is `light_subprocess`: a test
+that starts a single short interpreter which never imports TensorFlow (well under a second) may
+carry it to stay in the fast tier.
+"""
 
 from __future__ import annotations
 
+import ast
+import functools
+import inspect
 import os
 import pathlib
 import subprocess
@@ -68,3 +95,132 @@ def run_cli(*arguments, timeout=300, **kwargs) -> subprocess.CompletedProcess:
         env=environment,
         **kwargs,
     )
+
+
+# --- tiers: the marks given at collection ------------------------------------------------------
+
+# Fixtures that give a test ../shared: it is `real_weights` (and so `slow`).
+SHARED_FIXTURES = frozenset({"vgg16_weights", "shared_images"})
+# Names that, imported from conftest, give a function ../shared.
+_SHARED_NAMES = frozenset({"SHARED", "VGG16_WEIGHTS", "IMAGES"})
+# `module.function` calls that start a process.
+_PROCESS_CALLS = {
+    "subprocess": {"run", "Popen", "call", "check_call", "check_output", "getoutput"},
+    "os": {"system", "popen", "fork", "forkpty", "spawnv", "spawnl", "execv", "execl"},
+    "multiprocessing": {"Process", "Pool", "get_context"},
+    "pty": {"spawn", "fork"},
+}
+# Helpers of conftest and cli_checks are found by the same analysis; their modules:
+_HELPER_MODULES = ("conftest", "cli_checks")
+_TESTS = pathlib.Path(__file__).resolve().parent
+
+
+@functools.cache
+def _module_analysis(path: str) -> tuple[frozenset[str], frozenset[str]]:
+    """(functions that start a process, functions that reach ../shared) of one module, by name.
+
+    A function starts a process if its body (nested functions included) calls one of
+    `_PROCESS_CALLS` (as `subprocess.run(...)` or after `from subprocess import run`), reads
+    `sys.executable`, or names a function of the same module, or one imported from conftest or
+    cli_checks, that starts a process. Likewise for the names of `_SHARED_NAMES`.
+    """
+    tree = ast.parse(pathlib.Path(path).read_text(encoding="utf-8"), path)
+    starters = {  # local name -> True for process-starting callables imported by name
+        alias.asname or alias.name
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.module in _PROCESS_CALLS
+        for alias in node.names
+        if alias.name in _PROCESS_CALLS[node.module]
+    }
+    process_names, shared_names = set(), set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module in _HELPER_MODULES:
+            helper = _TESTS / f"{node.module}.py"
+            helper_process, helper_shared = (
+                _module_analysis(str(helper)) if str(helper) != path else (frozenset(), frozenset())
+            )
+            for alias in node.names:
+                local = alias.asname or alias.name
+                if alias.name in helper_process:
+                    process_names.add(local)
+                if alias.name in helper_shared or (
+                    node.module == "conftest" and alias.name in _SHARED_NAMES
+                ):
+                    shared_names.add(local)
+    functions = {
+        node.name: node
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    direct = {name: _starts_a_process(node, starters) for name, node in functions.items()}
+    used = {
+        name: {child.id for child in ast.walk(node) if isinstance(child, ast.Name)}
+        for name, node in functions.items()
+    }
+    process = {name for name, starts in direct.items() if starts} | process_names
+    shared = set(shared_names)
+    changed = True
+    while changed:  # to the fixed point: a helper of a helper of ...
+        changed = False
+        for name in functions:
+            if name not in process and used[name] & process:
+                process.add(name)
+                changed = True
+            if name not in shared and used[name] & shared:
+                shared.add(name)
+                changed = True
+    return frozenset(process & functions.keys() | process_names), frozenset(
+        shared & functions.keys() | shared_names
+    )
+
+
+def _starts_a_process(function: ast.AST, starters: set[str]) -> bool:
+    """Whether `function`'s own code calls a process-starting function or reads sys.executable."""
+    for node in ast.walk(function):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            if node.value.id == "sys" and node.attr == "executable":
+                return True
+            if node.attr in _PROCESS_CALLS.get(node.value.id, ()):
+                return True
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id in starters:
+                return True
+    return False
+
+
+def _functions_of(item: pytest.Item):
+    """The test function and every fixture function it uses (its whole fixture closure)."""
+    yield item.obj
+    fixture_info = getattr(item, "_fixtureinfo", None)
+    for definitions in getattr(fixture_info, "name2fixturedefs", {}).values():
+        for definition in definitions:
+            yield definition.func
+
+
+def _uses(item: pytest.Item) -> tuple[bool, bool]:
+    """(starts a process, reaches ../shared) for the test or any of its fixtures."""
+    process = shared = False
+    for function in _functions_of(item):
+        function = inspect.unwrap(function)
+        try:
+            path = inspect.getsourcefile(function)
+        except TypeError:  # a builtin or a C function: pytest's own fixtures
+            continue
+        if path is None or not path.endswith(".py") or not path.startswith(str(_TESTS)):
+            continue
+        process_names, shared_names = _module_analysis(path)
+        process |= function.__name__ in process_names
+        shared |= function.__name__ in shared_names
+    return process, shared
+
+
+def pytest_collection_modifyitems(config, items):
+    """Marks the tiers (see the module docstring): `real_weights` and `slow` by fixture and by
+    helper use, `slow` for every test that starts a process."""
+    for item in items:
+        starts_a_process, reaches_shared = _uses(item)
+        if SHARED_FIXTURES & set(item.fixturenames) or reaches_shared:
+            item.add_marker(pytest.mark.real_weights)
+        light = item.get_closest_marker("light_subprocess") is not None
+        if item.get_closest_marker("real_weights") or (starts_a_process and not light):
+            item.add_marker(pytest.mark.slow)

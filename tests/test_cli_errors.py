@@ -363,7 +363,8 @@ def assert_refused(
 @pytest.mark.parametrize(
     "case",
     [
-        # The late ones import TensorFlow (seconds each): slow.
+        # Every case starts the CLI, so conftest's hook marks them all slow; the late ones also
+        # import TensorFlow (seconds each), which the explicit mark records.
         pytest.param(case, marks=() if early else pytest.mark.slow)
         for case, (_, _, early) in REFUSALS.items()
     ],

@@ -160,7 +160,7 @@ def test_the_default_result_does_not_copy_the_paintings_face(
                         gram_matrix(features[name][None]),
                         gram_matrix(painting[name][None]),
                         "normalized",
-                    )
+                    )[0]
                 )
                 for name in TEXTURE_LAYERS
             ]

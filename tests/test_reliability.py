@@ -2,7 +2,7 @@
 
 One test per principle or example of section 2 (items 1 to 5 and 7; the image, memory and
 weights-file cases live with those modules' tests). Most run in-process on the tiny random model,
-driven by `tf_nst.run.run_job` exactly as `tf_nst.cli.run_stylize` wires it; the cases that only
+driven by `tf_nst.run.run_job` as `tf-nst stylize` drives it; the cases that only
 the real process shows (closed pipes, hang-ups, refusals before TensorFlow loads, export) run the
 real CLI with the shared VGG16 weights, at 32 px and a few steps.
 
@@ -75,7 +75,7 @@ def run_tiny(
     extractor, pair, workdir: pathlib.Path, at_step=None, config=None, before_run=None,
     **output_options,
 ):  # fmt: skip
-    """Runs a stylization in-process on the tiny model, wired as `cli.run_stylize` wires it.
+    """Runs a stylization in-process on the tiny model through `tf_nst.run.run_job`, as the CLI.
 
     Args:
         extractor: The tiny random feature extractor.
@@ -93,37 +93,25 @@ def run_tiny(
     from tf_nst import run
     from tf_nst.config import OutputOptions, StyleConfig
     from tf_nst.image import decoding
-    from tf_nst.optimize import job
+    from tf_nst.optimize import job as job_module
 
     config = config or StyleConfig(**TINY_SETTINGS)
     options = OutputOptions(
         **{"output": str(workdir / "out.png"), "logdir": str(workdir / "logs"), **output_options}
     )
     content_path, style_path = pair
-    key = job.optimization_resume_key(config, content_path, [style_path])
-
-    def intermediates(path):
-        every = options.save_every
-        if not every:
-            return []
-        return [
-            job.intermediate_image_name(path, step)
-            for step in range(every, config.steps + 1, every)
-        ]
-
-    plan = run.check_outputs(options, key, intermediates)
+    key = job_module.optimization_resume_key(config, content_path, [style_path])
     stream = io.StringIO()
     console = run.Console(stream=stream)
     content = decoding.load_image(content_path)
     style = decoding.load_image(style_path)
-    with run.SignalHandler() as interrupts:
+
+    def build():
         if before_run:
             before_run()
-        job = job.OptimizationJob(content, [style], config, extractor=extractor)
-        if plan.resume_state:
-            job.restore(plan.resume_state["checkpoint"])
+        built = job_module.OptimizationJob(content, [style], config, extractor=extractor)
         if at_step:
-            original = job.steps
+            original = built.steps
 
             def steps():
                 for result in original():
@@ -131,9 +119,10 @@ def run_tiny(
                         at_step[result.step]()
                     yield result
 
-            job.steps = steps
-        outcome = run.run_job(job, plan, options, key, console, interrupts)
-    console.final(outcome.message)
+            built.steps = steps
+        return built
+
+    outcome = run.run_job(build, options, key, console=console)
     return outcome, stream.getvalue().splitlines()
 
 

@@ -50,7 +50,7 @@ def run_stylize(arguments: argparse.Namespace) -> int:
         content_path, style_paths,
     )  # fmt: skip
     key = optimization_resume_key(config, content_path, style_paths)
-    plan = run.check_outputs(options, key, _intermediates(options, config.steps))
+    plan = run.check_outputs(options, key, config.steps)
     content_side, style_side = load_sides(config)
     content = decoding.load_image(content_path, long_side=content_side)
     styles = [decoding.load_image(path, long_side=style_side) for path in style_paths]
@@ -67,24 +67,11 @@ def run_stylize(arguments: argparse.Namespace) -> int:
     )  # fmt: skip
     console.note(f"precision {precision}, estimated peak memory {format_bytes(estimate)}")
     check_fits(estimate, config.size)
-    with run.SignalHandler() as interrupts:
-        outcome = run.build_and_run(
-            lambda: OptimizationJob(content, styles, config, init_image=init_image),
-            plan, options, key, console, interrupts,
-        )  # fmt: skip
-    return console.report(outcome)
-
-
-def _intermediates(options: OutputOptions, steps: int):
-    """The numbered intermediates `--save-every` would write, given the output path."""
-    from tf_nst.optimize.job import intermediate_image_name
-
-    if not options.save_every:
-        return lambda output: []
-    return lambda output: [
-        intermediate_image_name(output, step)
-        for step in range(options.save_every, steps + 1, options.save_every)
-    ]
+    outcome = run.run_job(
+        lambda: OptimizationJob(content, styles, config, init_image=init_image),
+        options, key, plan=plan, console=console,
+    )  # fmt: skip
+    return outcome.status
 
 
 def _stylize_inputs(arguments) -> tuple[str, list[str]]:
@@ -192,7 +179,7 @@ def run_train(arguments: argparse.Namespace) -> int:
     console = run.Console(quiet=options.quiet, time_limit=config.time_limit)
     # Multi-worker training must create its strategy before any other TensorFlow work.
     strategy = make_strategy(config.distribute)
-    with run.SignalHandler() as interrupts, _worker_outputs(is_chief(strategy)) as scratch:
+    with _worker_outputs(is_chief(strategy)) as scratch:
         if scratch is not None:  # not the chief: write where nobody reads, then delete
             options = dataclasses.replace(
                 options, output=str(scratch / "model"), logdir=str(scratch / "logs")
@@ -212,10 +199,10 @@ def run_train(arguments: argparse.Namespace) -> int:
                     f"{printable(str(trainer.photos.skipped[0][0]))}: "
                     f"{printable(str(trainer.photos.skipped[0][1]))}"
                 )
-            return TrainJob(trainer, styles, arguments.styles, resumed=bool(plan.resume_state))
+            return TrainJob(trainer, styles, arguments.styles)
 
-        outcome = run.build_and_run(build, plan, options, key, console, interrupts)
-    return console.report(outcome)
+        outcome = run.run_job(build, options, key, plan=plan, console=console)
+    return outcome.status
 
 
 @contextlib.contextmanager

@@ -10,9 +10,9 @@ import pathlib
 
 from tf_nst.errors import StyleTransferError
 
-# The images are plain package data next to this module; a regular or editable install keeps them
+# The images are plain package data beside this module; a regular or editable install keeps them
 # as real files, so a filesystem path is all callers (PIL, the CLI) need.
-_EXAMPLES_DIR = pathlib.Path(__file__).resolve().parent / "examples"
+_EXAMPLES_DIR = pathlib.Path(__file__).resolve().parent
 
 
 def _example_path(name: str) -> pathlib.Path:

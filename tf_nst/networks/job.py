@@ -9,9 +9,8 @@ import pathlib
 import secrets
 from collections.abc import Sequence
 
-from tf_nst.errors import StyleTransferError
 from tf_nst.run import ResumeKey
-from tf_nst.run.job import LoopJob, file_digest
+from tf_nst.run.job import LoopJob, array_digest, file_digest
 from tf_nst.text import setting_text
 
 # Settings that change a training's trajectory: a resumed run must keep them.
@@ -32,15 +31,19 @@ def photos_digest(paths: Sequence[str]) -> str:
 
 
 def train_resume_key(config, photo_paths: Sequence[str], style_paths: Sequence[str]) -> ResumeKey:
-    """What a training's checkpoint records and `--resume` compares."""
-    settings = {name: setting_text(getattr(config, name)) for name in TRAIN_RESUME_SETTINGS}
-    if config.weights != "imagenet":
-        settings["weights"] = os.path.abspath(config.weights)
+    """What a training's checkpoint records and `--resume` compares, for image files."""
     inputs = {"photos": photos_digest(photo_paths)}
     inputs.update(
         {f"style {index + 1}": file_digest(path) for index, path in enumerate(style_paths)}
     )
-    return ResumeKey("train", settings, inputs)
+    return ResumeKey("train", _resume_settings(config), inputs)
+
+
+def _resume_settings(config) -> dict:
+    settings = {name: setting_text(getattr(config, name)) for name in TRAIN_RESUME_SETTINGS}
+    if config.weights != "imagenet":
+        settings["weights"] = os.path.abspath(config.weights)
+    return settings
 
 
 class TrainJob(LoopJob):
@@ -50,22 +53,46 @@ class TrainJob(LoopJob):
     metadata (`tf_nst.networks.export.export_stylizer`).
 
     Args:
-        trainer: The `training.NetworkTrainer`, built (and restored, on `--resume`).
+        trainer: The `NetworkTrainer`, built.
         styles: The style images, for TensorBoard.
-        style_paths: Their files, named with their SHA-256 in the model's metadata.
+        style_paths: Their files, named with their SHA-256 in the model's metadata and the resume
+            key; None names the style images by their pixels' SHA-256.
     """
 
     kind = "train"
 
-    def __init__(self, trainer, styles, style_paths: Sequence[str], resumed: bool = False):
+    def __init__(self, trainer, styles, style_paths: Sequence[str] | None = None):
         self.trainer = self.loop = trainer
         self.styles = styles
-        self.style_paths = list(style_paths)
-        self.resumed = resumed
+        self.style_paths = None if style_paths is None else list(style_paths)
+        self.resumed = False
 
     def restore(self, path: str) -> None:
-        """Restores a checkpoint (the trainer turns any failure into one line)."""
+        """Restores a checkpoint (the trainer turns any failure into one line).
+
+        A restored run replaces the model that its interrupted run exported, if any.
+        """
         self.trainer.restore(path)
+        self.resumed = True
+
+    def resume_key(self) -> ResumeKey:
+        """The settings, the photos and the style images' digests (for Python callers)."""
+        photos = self.trainer.photos
+        inputs = {"photos": photos_digest([*photos.training, *photos.validation])}
+        inputs.update(
+            {f"style {index + 1}": digest for index, digest in enumerate(self._style_digests())}
+        )
+        return ResumeKey("train", _resume_settings(self.trainer.config), inputs)
+
+    def _style_names(self) -> list[str]:
+        if self.style_paths is None:
+            return [f"style {index + 1}" for index in range(len(self.styles))]
+        return [os.path.basename(path) for path in self.style_paths]
+
+    def _style_digests(self) -> list[str]:
+        if self.style_paths is None:
+            return [array_digest(style) for style in self.styles]
+        return [file_digest(path) for path in self.style_paths]
 
     def has_result(self) -> bool:
         """Whether a network worth saving exists.
@@ -80,8 +107,8 @@ class TrainJob(LoopJob):
 
         return {
             "styles": [
-                {"name": os.path.basename(path), "sha256": file_digest(path)}
-                for path in self.style_paths
+                {"name": name, "sha256": digest}
+                for name, digest in zip(self._style_names(), self._style_digests(), strict=True)
             ],
             "settings": {
                 name: setting_text(value) for name, value in self.trainer.config.hparams().items()
@@ -112,14 +139,6 @@ class TrainJob(LoopJob):
         os.rename(path, old)
         os.rename(fresh, path)
         shutil.rmtree(old, ignore_errors=True)
-
-    def save_intermediate(self, result, path: pathlib.Path) -> None:
-        """Training has no numbered intermediates: `--save-every` is not one of its options."""
-        raise StyleTransferError("training writes no intermediates")
-
-    def intermediate_name(self, output: pathlib.Path, step: int) -> pathlib.Path:
-        """Not used: see `save_intermediate`."""
-        return output.with_name(f"{output.name}_{step:06d}")
 
     def progress_note(self, result) -> str:
         """Training speed."""

@@ -15,7 +15,7 @@ from tf_nst.config import StyleConfig
 from tf_nst.errors import StyleTransferError
 from tf_nst.image import decoding, writing
 from tf_nst.run import ResumeKey
-from tf_nst.run.job import LoopJob, file_digest
+from tf_nst.run.job import LoopJob, array_digest, file_digest
 from tf_nst.text import one_line, printable, setting_text
 
 # Settings that change a stylization's trajectory: a resumed run must keep them.
@@ -30,20 +30,19 @@ STYLIZE_RESUME_SETTINGS = (
 def optimization_resume_key(
     config: StyleConfig, content_path: str, style_paths: Sequence[str]
 ) -> ResumeKey:
-    """What a stylization's checkpoint records and `--resume` compares."""
-    settings = {name: setting_text(getattr(config, name)) for name in STYLIZE_RESUME_SETTINGS}
-    if config.weights != "imagenet":
-        settings["weights"] = os.path.abspath(config.weights)
+    """What a stylization's checkpoint records and `--resume` compares, for image files."""
     inputs = {"content": file_digest(content_path)}
     inputs.update(
         {f"style {index + 1}": file_digest(path) for index, path in enumerate(style_paths)}
     )
-    return ResumeKey("stylize", settings, inputs)
+    return ResumeKey("stylize", _resume_settings(config), inputs)
 
 
-def intermediate_image_name(output: pathlib.Path, step: int) -> pathlib.Path:
-    """`OUT_00050.png` beside `OUT.png`, for the result of step 50."""
-    return output.with_name(f"{output.stem}_{step:05d}{output.suffix}")
+def _resume_settings(config: StyleConfig) -> dict:
+    settings = {name: setting_text(getattr(config, name)) for name in STYLIZE_RESUME_SETTINGS}
+    if config.weights != "imagenet":
+        settings["weights"] = os.path.abspath(config.weights)
+    return settings
 
 
 class OptimizationJob(LoopJob):
@@ -98,9 +97,18 @@ class OptimizationJob(LoopJob):
         """Writes the image of one step, atomically."""
         writing.save_image(self.optimization.postprocess(result.image), path)
 
-    def intermediate_name(self, output: pathlib.Path, step: int) -> pathlib.Path:
-        """Where `--save-every` writes step `step`."""
-        return intermediate_image_name(output, step)
+    @property
+    def total_steps(self) -> int:
+        """The steps the run will take, over all scales."""
+        return self.config.steps
+
+    def resume_key(self) -> ResumeKey:
+        """The settings and the digests of the content and style arrays (for Python callers)."""
+        inputs = {"content": array_digest(self.content)}
+        inputs.update(
+            {f"style {index + 1}": array_digest(style) for index, style in enumerate(self.styles)}
+        )
+        return ResumeKey("stylize", _resume_settings(self.config), inputs)
 
     def progress_note(self, result) -> str:
         """The scale, when there are several."""

@@ -24,7 +24,8 @@ from tf_nst.features.backbones import BLOCK_DEPTHS, BLOCK_FILTERS, layer_names
 from tf_nst.image import decoding
 from tf_nst.memory import RUNTIME_BASE_BYTES, available_bytes, format_bytes
 from tf_nst.optimize.lbfgs import LBFGS_HISTORY
-from tf_nst.optimize.scales import plan_scales, style_long_side, working_shape
+from tf_nst.optimize.scales import plan_scales
+from tf_nst.sizes import style_long_side, working_shape
 
 # Live copies of each activation during a training step: forward output, ReLU mask, gradient and
 # the workspace of the convolution's backward pass. Fitted on the CPU; see the module docstring.
@@ -121,7 +122,7 @@ def estimate_run_bytes(
     if init is not None:
         loads.append((init, content_side))
     kept = sum(math.prod(decoding.loaded_shape(info, side)) for info, side in loads)
-    decoding = max(decoding.decode_peak_bytes(info, side) for info, side in loads)
+    decode_peak = max(decoding.decode_peak_bytes(info, side) for info, side in loads)
     colour = 0
     if config.preserve_colors != "none":
         colour = COLOR_WORK_BYTES * max(
@@ -150,7 +151,7 @@ def estimate_run_bytes(
     return int(
         RUNTIME_BASE_BYTES
         + FLOAT_IMAGE_BYTES * kept
-        + max(decoding, colour, style_features, step - RUNTIME_BASE_BYTES)
+        + max(decode_peak, colour, style_features, step - RUNTIME_BASE_BYTES)
     )
 
 

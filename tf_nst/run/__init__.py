@@ -24,12 +24,14 @@ Everything a user can get wrong is checked by `check_outputs` before TensorFlow 
 
 from tf_nst.run.checkpoints import Checkpoints
 from tf_nst.run.console import Console, SecondSignalError, SignalHandler, command_line
-from tf_nst.run.loop import Job, Outcome, build_and_run, run_job
+from tf_nst.run.job import Job, LoopJob
+from tf_nst.run.loop import Outcome, run_job
 from tf_nst.run.outputs import (
     OutputPlan,
     ResumeKey,
     check_outputs,
     checkpoint_directory_for,
+    intermediate_name,
     read_resume_state,
 )
 
@@ -37,15 +39,16 @@ __all__ = [
     "Checkpoints",
     "Console",
     "Job",
+    "LoopJob",
     "Outcome",
     "OutputPlan",
     "ResumeKey",
     "SecondSignalError",
     "SignalHandler",
-    "build_and_run",
     "check_outputs",
     "checkpoint_directory_for",
     "command_line",
+    "intermediate_name",
     "read_resume_state",
     "run_job",
 ]

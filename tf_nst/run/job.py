@@ -19,6 +19,10 @@ class Job(Protocol):
         step: Steps done so far.
         best_loss: The loss of the best result so far.
         stop_reason: Why `steps()` ended early ("time limit", a non-finite loss), or None.
+
+    A job that writes numbered intermediates (`save_every`) also has
+    `save_intermediate(result, path)`, which writes one step's result atomically, and
+    `total_steps`, which names them before the run starts.
     """
 
     step: int
@@ -44,11 +48,8 @@ class Job(Protocol):
     def save_result(self, path: pathlib.Path) -> None:
         """Writes the best result to `path`, atomically."""
 
-    def save_intermediate(self, result, path: pathlib.Path) -> None:
-        """Writes the result of one step to `path`, atomically."""
-
-    def intermediate_name(self, output: pathlib.Path, step: int) -> pathlib.Path:
-        """Where `--save-every` puts the result of `step`."""
+    def resume_key(self):
+        """The `ResumeKey` of this job's settings and inputs (for callers that pass none)."""
 
     def progress_note(self, result) -> str:
         """Job-specific words for the progress line, e.g. "scale 1/2" or "12 img/s"."""
@@ -61,6 +62,16 @@ class Job(Protocol):
 
     def log_end(self, log) -> None:
         """Writes the final result to TensorBoard."""
+
+
+def array_digest(array) -> str:
+    """SHA-256 of an image array's shape and pixels, for jobs built from arrays in Python."""
+    import numpy as np
+
+    pixels = np.ascontiguousarray(array, np.float32)
+    digest = hashlib.sha256(repr(pixels.shape).encode())
+    digest.update(pixels.tobytes())
+    return digest.hexdigest()
 
 
 def file_digest(path: str | os.PathLike) -> str:

@@ -1,4 +1,9 @@
-"""`run_job`: drives one job's steps with TensorBoard, checkpoints, signals and progress."""
+"""`run_job`: one long job with files, start to end, as `tf-nst stylize` and `tf-nst train` run it.
+
+It checks the output paths, builds the job with signals already handled, restores it on
+`--resume`, drives its steps with TensorBoard, checkpoints and progress, and saves its best
+result, whatever ends the run.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from tf_nst.errors import StyleTransferError
 from tf_nst.run.checkpoints import Checkpoints
 from tf_nst.run.console import Console, SecondSignalError, SignalHandler
 from tf_nst.run.job import Job
-from tf_nst.run.outputs import OutputPlan, ResumeKey
+from tf_nst.run.outputs import OutputPlan, ResumeKey, check_outputs, intermediate_name
 from tf_nst.text import one_line, printable
 
 
@@ -122,40 +127,111 @@ class _LazyLog:
 
 
 def run_job(
-    job: Job,
-    plan: OutputPlan,
+    job: Job | Callable[[], Job],
     options: OutputOptions,
-    key: ResumeKey,
-    console: Console,
-    interrupts: SignalHandler,
+    key: ResumeKey | None = None,
+    *,
+    plan: OutputPlan | None = None,
+    console: Console | None = None,
 ) -> Outcome:
-    """Runs `job` to the end, a time limit, a non-finite loss or a signal; saves its best result.
+    """Runs one long job with files and saves its best result, whatever ends the run.
 
-    The caller enters `interrupts` before building the job (so that a signal during the build is
-    seen) and maps an exception that escapes to an exit status; the best result is saved before
-    any exception leaves, and a `SecondSignalError` leaves no partial file behind.
+    This is what `tf-nst stylize` and `tf-nst train` do with their files, for any Python
+    caller: the paths are checked first (`check_outputs`), SIGINT, SIGTERM and SIGHUP are
+    handled from before the job is built (the first saves the best result and a checkpoint, a
+    second stops at once without a partial file), a `--resume` restores the checkpoint beside
+    the output, and the final line is printed (a success only when `options.quiet` is off).
+
+    Example:
+        >>> job = OptimizationJob(content, [style], StyleConfig(size=256, steps=100))
+        >>> outcome = run_job(job, OutputOptions(output="out.png", checkpoint_every=20))
+        >>> outcome.status
+        0
 
     Args:
-        job: The job, already built (and restored, on `--resume`).
-        plan: The checked paths, from `check_outputs`.
-        options: The output settings.
-        key: The settings and inputs a checkpoint records.
-        console: Where progress and messages go.
-        interrupts: The entered signal handler.
+        job: The job, or a function without arguments that builds it; a builder runs after the
+            checks and with the signals handled, so building it may be slow.
+        options: Where the run writes and how often.
+        key: What a checkpoint records and `--resume` compares; the job's own `resume_key()`
+            when None (which needs a built job).
+        plan: The paths, if the caller checked them already with `check_outputs` (the CLI does,
+            before TensorFlow loads); checked here when None.
+        console: Where progress and messages go; stderr, quiet as `options.quiet`, when None.
 
     Returns:
         The exit status and the final line.
+
+    Raises:
+        StyleTransferError: For outputs in the way, a checkpoint that does not fit, or a job
+            that writes no intermediates given `save_every`; nothing has been written then.
     """
+    if key is None:
+        if callable(job) and not hasattr(job, "steps"):
+            raise StyleTransferError("a job builder needs its resume key: pass `key`")
+        key = job.resume_key()
+    if options.save_every and not hasattr(job, "save_intermediate") and hasattr(job, "steps"):
+        raise StyleTransferError("`save_every`: this job writes no intermediates; set it to 0")
+    if plan is None:
+        total_steps = getattr(job, "total_steps", None)
+        plan = check_outputs(options, key, total_steps)
+    if console is None:
+        time_limit = getattr(getattr(job, "config", None), "time_limit", None)
+        console = Console(quiet=options.quiet, time_limit=time_limit)
+    with SignalHandler() as interrupts:
+        try:
+            if not hasattr(job, "steps"):
+                job = job()
+            if plan.resume_state:
+                job.restore(plan.resume_state["checkpoint"])
+            outcome = _drive(_Run(job, plan, options, key, console, interrupts))
+        except SecondSignalError:
+            outcome = Outcome(
+                interrupts.exit_status,
+                "tf-nst: stopped at once by a second signal before the first step; nothing was "
+                "saved",
+            )
+    console.report(outcome)
+    return outcome
+
+
+@dataclasses.dataclass
+class _Run:
+    """Everything one run of a job works with, so that its phases take one argument."""
+
+    job: Job
+    plan: OutputPlan
+    options: OutputOptions
+    key: ResumeKey
+    console: Console
+    interrupts: SignalHandler
+    log: _LazyLog | None = None
+    checkpoints: Checkpoints | None = None
+    tensorboard: SideOutput | None = None
+    checkpoint_warned: bool = False
+
+
+def _drive(run: _Run) -> Outcome:
+    """Runs the job to the end, a time limit, a non-finite loss or a signal; saves its result.
+
+    An exception that escapes was raised after the best result was saved; a `SecondSignalError`
+    leaves no partial file behind.
+    """
+    job, plan, options, console, interrupts = (
+        run.job, run.plan, run.options, run.console, run.interrupts
+    )  # fmt: skip
     fresh = plan.resume_state is None
-    log = _LazyLog(plan.logdir, plan.run_name, resumed=not fresh)
-    checkpoints = None
+    log = run.log = _LazyLog(plan.logdir, plan.run_name, resumed=not fresh)
     try:
         if interrupts.signal_name:
             return _nothing_saved(interrupts, "before the first step")
-        tensorboard = SideOutput(f"TensorBoard logging under {plan.logdir}", console)
+        tensorboard = run.tensorboard = SideOutput(
+            f"TensorBoard logging under {plan.logdir}", console
+        )
         tensorboard(log.open)
         run_name = log.run_directory.name if log.run_directory else plan.run_name
-        checkpoints = Checkpoints(plan.checkpoint_directory, key, run_name, resumed=not fresh)
+        checkpoints = run.checkpoints = Checkpoints(
+            plan.checkpoint_directory, run.key, run_name, resumed=not fresh
+        )
         if log.run_directory:
             console.note(f"TensorBoard run {log.run_directory}")
         intermediates = SideOutput("saving intermediates (--save-every)", console)
@@ -171,7 +247,7 @@ def run_job(
                 )
                 tensorboard(lambda r=result, w=with_images: job.log_step(log.open(), r, w))
                 if options.save_every and step % options.save_every == 0:
-                    path = job.intermediate_name(plan.output, step)
+                    path = intermediate_name(plan.output, step)
                     intermediates(lambda r=result, p=path: job.save_intermediate(r, p))
                 if (
                     options.checkpoint_every
@@ -186,9 +262,8 @@ def run_job(
             raise
         except Exception as error:  # noqa: BLE001 - saved below, then re-raised
             failure = error
-        outcome = _finish(
-            job, plan, console, interrupts, checkpoints, log, tensorboard, periodic.failed
-        )
+        run.checkpoint_warned = periodic.failed
+        outcome = _finish(run)
         if failure is not None:
             if job.has_result() and outcome.status in (0, 1):
                 console.final(
@@ -198,8 +273,8 @@ def run_job(
             raise failure
         return outcome
     except SecondSignalError:
-        if checkpoints is not None:
-            checkpoints.discard_unfinished()
+        if run.checkpoints is not None:
+            run.checkpoints.discard_unfinished()
         if fresh and job.step == 0:
             log.remove_if_unused()
         return Outcome(
@@ -213,39 +288,15 @@ def run_job(
             log.remove_if_unused()
 
 
-def build_and_run(
-    build: Callable[[], Job],
-    plan: OutputPlan,
-    options: OutputOptions,
-    key: ResumeKey,
-    console: Console,
-    interrupts: SignalHandler,
-) -> Outcome:
-    """Builds a job (restoring it on `--resume`) and runs it with `run_job`.
-
-    A second signal while the job is built stops at once: nothing was written yet.
-    """
-    try:
-        job = build()
-        if plan.resume_state:
-            job.restore(plan.resume_state["checkpoint"])
-        return run_job(job, plan, options, key, console, interrupts)
-    except SecondSignalError:
-        return Outcome(
-            interrupts.exit_status,
-            "tf-nst: stopped at once by a second signal before the first step; nothing was saved",
-        )
-
-
-def _finish(
-    job, plan, console, interrupts, checkpoints, log, tensorboard, checkpoint_warned=False
-) -> Outcome:
+def _finish(run: _Run) -> Outcome:
     """Saves the best result (and, when it matters, a checkpoint) and says how the run ended.
 
     A checkpoint failure that `--checkpoint-every` already warned about is not warned about
     again: the final line says that no checkpoint could be written.
     """
-    output = plan.output
+    job, console, interrupts, checkpoints = run.job, run.console, run.interrupts, run.checkpoints
+    tensorboard, log = run.tensorboard, run.log
+    output = run.plan.output
     steps = f"after {job.step} step{'' if job.step == 1 else 's'}"
     if not job.has_result():
         tensorboard(lambda: log.open().end(interrupts.signal_name or "no finite step", job.step))
@@ -274,7 +325,7 @@ def _finish(
         try:
             checkpoints.save(job)
         except StyleTransferError as error:
-            if not checkpoint_warned:
+            if not run.checkpoint_warned:
                 console.warn(one_line(error))
             keep_checkpoint = False
     if not saved:

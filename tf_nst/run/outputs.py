@@ -11,7 +11,7 @@ import json
 import os
 import pathlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from tf_nst.config import OutputOptions
@@ -56,10 +56,13 @@ def checkpoint_directory_for(output: str | os.PathLike) -> pathlib.Path:
     return output.with_name(output.name + CHECKPOINT_SUFFIX)
 
 
+def intermediate_name(output: pathlib.Path, step: int) -> pathlib.Path:
+    """`OUT_00050.png` beside `OUT.png`: where `save_every` writes the result of step 50."""
+    return output.with_name(f"{output.stem}_{step:05d}{output.suffix}")
+
+
 def check_outputs(
-    options: OutputOptions,
-    resume_key: ResumeKey,
-    intermediate_names: Callable[[pathlib.Path], list[pathlib.Path]] = lambda output: [],
+    options: OutputOptions, resume_key: ResumeKey, total_steps: int | None = None
 ) -> OutputPlan:
     """Checks every path a run will write, before anything is written.
 
@@ -70,7 +73,8 @@ def check_outputs(
     Args:
         options: The output settings.
         resume_key: The job's settings and inputs, compared with a checkpoint on `--resume`.
-        intermediate_names: The numbered intermediates the run would write, given the output.
+        total_steps: The steps the job will run, which name the numbered intermediates that
+            `options.save_every` would write; None when it writes none.
 
     Returns:
         The resolved paths, and on `--resume` the checkpoint's state.
@@ -96,7 +100,8 @@ def check_outputs(
             "and is not ours: move it, or choose another output name"
         )
     first_step = int(resume_state["step"]) if resume_state else 0
-    for path in intermediate_names(output):
+    steps = range(options.save_every, (total_steps or 0) + 1, options.save_every or 1)
+    for path in (intermediate_name(output, step) for step in steps if options.save_every):
         check_name_length(path, what="--save-every intermediate")
         step = _step_of(path)
         if step is not None and step <= first_step:
