@@ -40,7 +40,8 @@ def run(content, styles, config: StyleConfig, init_image=None):
     started = time.perf_counter()
     for _ in optimization.steps():
         pass
-    return optimization.final_image(), time.perf_counter() - started, optimization.best_loss, optimization.step
+    seconds = time.perf_counter() - started
+    return optimization.final_image(), seconds, optimization.best_loss, optimization.step
 
 
 def labelled(image: np.ndarray, label: str, height: int = PANEL_HEIGHT) -> Image.Image:

@@ -78,6 +78,11 @@ def from_arguments(config_class, arguments: argparse.Namespace, defaults=None):
 
 
 def split_list(text: str, convert, name: str) -> tuple:
+    """Splits a comma-separated flag value and converts each item (`float` or `str`).
+
+    Raises:
+        StyleTransferError: If an item does not convert, naming the field.
+    """
     items = [item.strip() for item in text.split(",") if item.strip()]
     try:
         return tuple(convert(item) for item in items)

@@ -1,3 +1,5 @@
-"""Images in and out: bounded, oriented decoding (`decoding`), atomic writing (`writing`) and
-colour transfer (`colors`). Nothing here imports TensorFlow.
+"""Images in and out: decoding, atomic writing and colour.
+
+`decoding` reads images bounded, oriented and reduced while decoding; `writing` writes them
+atomically; `colors` transfers colour. Nothing here imports TensorFlow.
 """

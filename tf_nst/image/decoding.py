@@ -46,6 +46,12 @@ _STORAGE_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;
 # misread random bytes as a picture. JPEG also opens multi-picture (MPO) camera files.
 _INPUT_FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "AVIF", "BMP", "TIFF", "PPM")
 
+IMAGE_EXTENSIONS = (
+    ".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".bmp", ".tif", ".tiff",
+    ".ppm", ".pgm", ".pbm", ".pnm",
+)  # fmt: skip
+"""File extensions (lower case) of the formats `load_image` reads: what a folder walk picks up."""
+
 # Signatures long enough that text or random bytes practically never start with them.
 _SIGNATURES = (
     (b"\x89PNG\r\n\x1a\n", "PNG"),
@@ -82,6 +88,23 @@ class ImageInfo:
     def shape(self) -> tuple[int, int]:
         """(height, width), the form `scales` takes."""
         return self.height, self.width
+
+
+def find_images(folder: str | os.PathLike) -> list[pathlib.Path]:
+    """Returns the image files under `folder`, recursively, sorted.
+
+    Hidden files and folders (names starting with ".") and files whose extension is not in
+    `IMAGE_EXTENSIONS` are skipped; symbolic links to folders are followed.
+    """
+    found = []
+    for root, directories, names in os.walk(folder, followlinks=True):
+        directories[:] = sorted(name for name in directories if not name.startswith("."))
+        found.extend(
+            pathlib.Path(root, name)
+            for name in names
+            if not name.startswith(".") and pathlib.Path(name).suffix.lower() in IMAGE_EXTENSIONS
+        )
+    return sorted(found)
 
 
 def read_image_info(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> ImageInfo:

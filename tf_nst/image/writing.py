@@ -276,6 +276,7 @@ def _umask() -> int:
 
 
 def same_file(first: pathlib.Path, second: pathlib.Path) -> bool:
+    """Whether two paths name the same file (by real path, or by device and inode)."""
     if os.path.realpath(first) == os.path.realpath(second):
         return True
     # samefile also catches hard links and case-insensitive file systems, but needs both to exist.

@@ -22,9 +22,6 @@ from tf_nst.networks.memory import MEMORY_FRACTION, estimate_apply_bytes
 from tf_nst.networks.stylizer import StyleNetwork, load_stylizer
 from tf_nst.text import printable
 
-# Extensions searched for in input folders; every format `tf_nst.image.decoding.load_image` reads.
-INPUT_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".webp", ".avif", ".bmp", ".tif", ".tiff")
-
 
 @dataclasses.dataclass
 class ApplyResult:
@@ -54,8 +51,9 @@ class ApplyResult:
 def list_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[pathlib.Path, pathlib.Path]]:
     """Expands files and folders into (input file, output path relative to the output folder).
 
-    Folders are searched recursively for `INPUT_EXTENSIONS` (hidden entries skipped) and keep
-    their inner structure under a subfolder named after the folder; files keep their own name.
+    Folders are searched recursively for `decoding.IMAGE_EXTENSIONS` (hidden entries skipped)
+    and keep their inner structure under a subfolder named after the folder; files keep their
+    own name.
 
     Raises:
         StyleTransferError: If an input does not exist or a folder holds no decoding.
@@ -64,11 +62,11 @@ def list_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[pathlib.Path,
     for entry in map(pathlib.Path, inputs):
         label = printable(os.fspath(entry))
         if entry.is_dir():
-            files = _images_under(entry)
+            files = decoding.find_images(entry)
             if not files:
                 raise StyleTransferError(
-                    f"input folder {label} holds no images ({', '.join(INPUT_EXTENSIONS)}): "
-                    "pass a folder of images"
+                    f"input folder {label} holds no images "
+                    f"({', '.join(decoding.IMAGE_EXTENSIONS)}): pass a folder of images"
                 )
             base = pathlib.Path(entry.resolve().name)
             found.extend((file, base / file.relative_to(entry)) for file in files)
@@ -81,18 +79,6 @@ def list_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[pathlib.Path,
     for source, relative in found:
         unique.setdefault(os.path.realpath(source), (source, relative))
     return list(unique.values())
-
-
-def _images_under(folder: pathlib.Path) -> list[pathlib.Path]:
-    found = []
-    for root, directories, names in os.walk(folder, followlinks=True):
-        directories[:] = sorted(name for name in directories if not name.startswith("."))
-        found.extend(
-            pathlib.Path(root, name)
-            for name in names
-            if not name.startswith(".") and pathlib.Path(name).suffix.lower() in INPUT_EXTENSIONS
-        )
-    return sorted(found)
 
 
 def _output_name(relative: pathlib.Path) -> pathlib.Path:
@@ -159,11 +145,12 @@ def apply_to_files(
 ) -> ApplyResult:
     """Stylizes image files and folders with a trained stylizer (`tf-nst apply`).
 
-    `inputs` are image files and folders (searched recursively for `INPUT_EXTENSIONS`). `output`
-    (`-o OUT`) is a file for one input file, else a folder (created if missing) that gets one
-    image per input, named after it (folders keep their structure in a subfolder). Outputs are
-    written atomically, and an output that would overwrite an input is refused before anything
-    runs. `config` holds the rest (`ApplyConfig`: size, batch size, colours, precision).
+    `inputs` are image files and folders (searched recursively for `decoding.IMAGE_EXTENSIONS`).
+    `output` (`-o OUT`) is a file for one input file, else a folder (created if missing) that
+    gets one image per input, named after it (folders keep their structure in a subfolder).
+    Outputs are written atomically, and an output that would overwrite an input is refused
+    before anything runs. `config` holds the rest (`ApplyConfig`: size, batch size, colours,
+    precision).
 
     An image too large for the memory available is stylized in tiles (`StyleNetwork.stylize_image`).
     A file that cannot be read or written is reported in the result and skipped; the others go on.

@@ -10,8 +10,8 @@ by (seed, i). So a run resumed at step s starts the stream at example s * batch 
 what the uninterrupted run saw, with no iterator state to checkpoint, and the parallel map can
 decode out of order without changing the result.
 
-Photos are decoded by `tf_nst.image.decoding.load_image` (through `tf.numpy_function`), so training reads
-exactly what stylization reads: EXIF orientation, grayscale, alpha on white, 16-bit.
+Photos are decoded by `tf_nst.image.decoding.load_image` (through `tf.numpy_function`), so
+training reads exactly what stylization reads: EXIF orientation, grayscale, alpha on white, 16-bit.
 """
 
 from __future__ import annotations
@@ -28,23 +28,6 @@ import tensorflow as tf
 from tf_nst.errors import StyleTransferError
 from tf_nst.image import decoding
 from tf_nst.text import printable
-
-PHOTO_EXTENSIONS = (
-    ".jpg",
-    ".jpeg",
-    ".png",
-    ".gif",
-    ".webp",
-    ".avif",
-    ".bmp",
-    ".tif",
-    ".tiff",
-    ".ppm",
-    ".pgm",
-    ".pbm",
-    ".pnm",
-)
-"""File extensions (lower case) that count as photos; other files in the folder are ignored."""
 
 SMALLEST_CROP_FRACTION = 0.5
 """Scale jitter: a crop's side is this to 1 times the photo's short side, before resizing.
@@ -76,8 +59,8 @@ def find_photos(photos: str | os.PathLike | Sequence[str | os.PathLike]) -> list
     """Returns the photo files under a folder, or under each of several paths, sorted.
 
     Folders are searched recursively; hidden files and folders (names starting with ".") and files
-    whose extension is not in `PHOTO_EXTENSIONS` are ignored. A path given explicitly in a list is
-    taken whatever its extension.
+    whose extension is not in `tf_nst.image.decoding.IMAGE_EXTENSIONS` are ignored. A path given
+    explicitly in a list is taken whatever its extension.
 
     Args:
         photos: A folder, or a list of files and folders.
@@ -101,8 +84,9 @@ def find_photos(photos: str | os.PathLike | Sequence[str | os.PathLike]) -> list
         found = _photos_under(folder)
         if not found:
             raise StyleTransferError(
-                f"photos folder {label} holds no photos ({', '.join(PHOTO_EXTENSIONS)}, searched "
-                "recursively): pass a folder of photos"
+                f"photos folder {label} holds no photos "
+                f"({', '.join(decoding.IMAGE_EXTENSIONS)}, searched recursively): "
+                "pass a folder of photos"
             )
         return found
     found = []
@@ -121,15 +105,7 @@ def find_photos(photos: str | os.PathLike | Sequence[str | os.PathLike]) -> list
 
 
 def _photos_under(folder: pathlib.Path) -> list[str]:
-    found = []
-    for root, directories, files in os.walk(folder, followlinks=True):
-        directories[:] = sorted(name for name in directories if not name.startswith("."))
-        found.extend(
-            os.path.join(root, name)
-            for name in files
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in PHOTO_EXTENSIONS
-        )
-    return sorted(found)
+    return [os.fspath(path) for path in decoding.find_images(folder)]
 
 
 def scan_photos(

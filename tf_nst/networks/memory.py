@@ -42,8 +42,20 @@ def estimate_apply_bytes(
         batch: Images per call.
     """
     pixels = batch * padded_side(height) * padded_side(width)
-    per_pixel = APPLY_BYTES_PER_PIXEL + APPLY_BYTES_PER_PIXEL_CHANNEL[precision] * network_width
-    return int(RUNTIME_BASE_BYTES + pixels * per_pixel)
+    return int(RUNTIME_BASE_BYTES + pixels * _bytes_per_pixel(network_width, precision))
+
+
+def _bytes_per_pixel(network_width: int, precision: str) -> float:
+    return APPLY_BYTES_PER_PIXEL + APPLY_BYTES_PER_PIXEL_CHANNEL[precision] * network_width
+
+
+def _fitting_pixels(
+    height: int, width: int, network_width: int, precision: str, available: int
+) -> float:
+    """The pixels one call may take beside the tiled path's full-size buffers."""
+    budget = MEMORY_FRACTION * available - RUNTIME_BASE_BYTES
+    budget -= TILED_BYTES_PER_PIXEL * height * width
+    return budget / _bytes_per_pixel(network_width, precision)
 
 
 def padded_side(side: int) -> int:
@@ -61,7 +73,7 @@ def choose_tile_size(
     """Returns the tile side for stylizing a `height` x `width` image, or None if it fits whole.
 
     The budget is `MEMORY_FRACTION` of `available` (by default Linux's MemAvailable, as
-    `tf_nst.optimize.memory` reads it). A tile is a square whose core plus its halo on both sides fits
+    `tf_nst.memory` reads it). A tile is a square whose core plus its halo on both sides fits
     beside the full-size buffers of the tiled path (`TILED_BYTES_PER_PIXEL`).
 
     Raises:
@@ -73,9 +85,8 @@ def choose_tile_size(
     budget = MEMORY_FRACTION * available
     if estimate_apply_bytes(height, width, network_width, precision) <= budget:
         return None
-    per_pixel = APPLY_BYTES_PER_PIXEL + APPLY_BYTES_PER_PIXEL_CHANNEL[precision] * network_width
-    network_budget = budget - RUNTIME_BASE_BYTES - TILED_BYTES_PER_PIXEL * height * width
-    side = math.isqrt(max(0, int(network_budget / per_pixel)))
+    fitting = _fitting_pixels(height, width, network_width, precision, available)
+    side = math.isqrt(max(0, int(fitting)))
     core = (side - 2 * (TILE_HALO + TILE_BLEND)) // SIZE_MULTIPLE * SIZE_MULTIPLE
     if core < 2 * TILE_BLEND:
         raise StyleTransferError(
@@ -143,11 +154,6 @@ def largest_fitting_side(
     long_side = max(height, width)
     if available is None:
         return long_side
-    budget = MEMORY_FRACTION * available
-    per_pixel = (
-        APPLY_BYTES_PER_PIXEL + APPLY_BYTES_PER_PIXEL_CHANNEL[precision] * network_width
-    )
-    network_budget = budget - RUNTIME_BASE_BYTES - TILED_BYTES_PER_PIXEL * height * width
-    fitting_pixels = max(64.0, network_budget / per_pixel)
+    fitting_pixels = max(64.0, _fitting_pixels(height, width, network_width, precision, available))
     scale = min(1.0, math.sqrt(fitting_pixels / (height * width)))
     return max(SIZE_MULTIPLE, int(long_side * scale))

@@ -28,8 +28,8 @@ class StyleNetwork:
 
     Attributes:
         path: The SavedModel directory.
-        metadata: The export's metadata (`tf_nst.networks.export.export_stylizer`); the training run's own
-            facts are under "training".
+        metadata: The export's metadata (`tf_nst.networks.export.export_stylizer`); the
+            training run's own facts are under "training".
         precision: The compute precision of the signatures this object calls.
     """
 

@@ -1,8 +1,8 @@
 """The optimisation: a compiled step and the Python loop around it.
 
-`Optimization` owns one run: the targets at each scale, the image variable, the optimizer and the best
-image so far. `Optimization.steps()` yields a `StepResult` per step; what to print, save or log is the
-caller's business, so this module does no file I/O.
+`Optimization` owns one run: the targets at each scale, the image variable, the optimizer and
+the best image so far. `Optimization.steps()` yields a `StepResult` per step; what to print,
+save or log is the caller's business, so this module does no file I/O.
 
 The compiled step (`make_adam_step`, `make_loss_and_gradient`) takes the extractor, optimizer and
 targets as arguments instead of closing over globals, so a second run in the same process needs no
@@ -388,7 +388,9 @@ class Optimization:
                 if point is None:
                     return
                 image = tf.convert_to_tensor(point[None])
-                loss, terms, gradient = function(image, self.content_targets, self.style_gram_targets)
+                loss, terms, gradient = function(
+                    image, self.content_targets, self.style_gram_targets
+                )
                 loss = float(loss)
                 gradient = gradient.numpy()
                 if not (math.isfinite(loss) and np.isfinite(gradient).all()):

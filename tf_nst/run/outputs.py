@@ -117,7 +117,7 @@ def check_outputs(
     if resume_state is not None:
         run_name = resume_state["run_name"]
     if run_name is not None:
-        _check_run_name(run_name)
+        check_run_name(run_name)
         run_directory = logdir / run_name
         if os.path.lexists(run_directory) and not run_directory.is_dir():
             raise StyleTransferError(
@@ -136,7 +136,12 @@ def _check_name_length(name: str, extra: int, what: str) -> None:
         )
 
 
-def _check_run_name(run_name: str) -> None:
+def check_run_name(run_name: str) -> None:
+    """Refuses a run name that is not one plain directory name, or too long to extend.
+
+    Raises:
+        StyleTransferError: Saying what is wrong with the name.
+    """
     separators = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
     if (
         not run_name

@@ -24,6 +24,7 @@ from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import summary as hparams_summary
 
 from tf_nst.errors import StyleTransferError
+from tf_nst.run.outputs import check_run_name
 from tf_nst.text import setting_text
 
 # Tag groups. TensorBoard's Time Series dashboard shows groups (the part before the first "/")
@@ -81,7 +82,7 @@ def make_run_directory(logdir: str | os.PathLike, run_name: str | None = None) -
             created.
     """
     if run_name is not None:
-        _check_run_name(run_name)
+        check_run_name(run_name)
     logdir = pathlib.Path(logdir)
     try:
         logdir.mkdir(parents=True, exist_ok=True)
@@ -101,20 +102,6 @@ def make_run_directory(logdir: str | os.PathLike, run_name: str | None = None) -
             continue
         return candidate
     raise AssertionError("unreachable: itertools.count never ends")
-
-
-def _check_run_name(run_name: str) -> None:
-    separators = {"/", "\\", os.sep} | ({os.altsep} if os.altsep else set())
-    if (
-        not run_name
-        or run_name == "."
-        or ".." in run_name
-        or any(separator in run_name for separator in separators)
-    ):
-        raise StyleTransferError(
-            f"--run-name {run_name!r} is not a plain directory name: "
-            "use a name without '/', '\\' or '..'"
-        )
 
 
 class RunLog:
@@ -275,12 +262,7 @@ def stylize_step_scalars(result, working_long_side: int, final_scale: bool) -> d
         working_long_side: The long side of the image at this step's scale.
         final_scale: Whether this step is at the last, full-size scale.
     """
-    scalars = {f"loss/{name}": value for name, value in result.terms.items()}
-    for group in ("content", "style"):
-        layers = [value for name, value in result.terms.items() if name.startswith(f"{group}/")]
-        if len(layers) > 1:
-            scalars[f"loss/{group}"] = sum(layers)
-    scalars[LOSS_TOTAL] = result.loss
+    scalars = _loss_scalars(result)
     if final_scale:
         scalars[LOSS_BEST] = result.best_loss
     if result.scale_count > 1:
@@ -294,17 +276,23 @@ def train_step_scalars(result) -> dict[str, float]:
 
     `loss/validation` and `loss/best` are written on validation steps only.
     """
+    scalars = _loss_scalars(result)
+    if result.validation_loss is not None:
+        scalars[LOSS_VALIDATION] = result.validation_loss
+        scalars[LOSS_BEST] = result.best_loss
+    scalars[IMAGES_PER_SECOND] = result.images_per_second
+    scalars[LEARNING_RATE] = result.learning_rate
+    return scalars
+
+
+def _loss_scalars(result) -> dict[str, float]:
+    """Every loss term, the group totals of groups with several layers, and the total."""
     scalars = {f"loss/{name}": value for name, value in result.terms.items()}
     for group in ("content", "style"):
         layers = [value for name, value in result.terms.items() if name.startswith(f"{group}/")]
         if len(layers) > 1:
             scalars[f"loss/{group}"] = sum(layers)
     scalars[LOSS_TOTAL] = result.loss
-    if result.validation_loss is not None:
-        scalars[LOSS_VALIDATION] = result.validation_loss
-        scalars[LOSS_BEST] = result.best_loss
-    scalars[IMAGES_PER_SECOND] = result.images_per_second
-    scalars[LEARNING_RATE] = result.learning_rate
     return scalars
 
 
