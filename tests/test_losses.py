@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 from tf_nst import losses
+from tf_nst.features.targets import style_gram_targets
 
 NORMALIZATIONS = ("normalized", "tutorial")
 
@@ -298,36 +299,51 @@ def test_group_totals_sums_terms_by_prefix():
     assert losses.group_totals(terms) == {"style": 3.0, "content": 4.0, "tv": 8.0}
 
 
-# --- style_targets -------------------------------------------------------------------------------
+# --- style targets (tf_nst.features.targets) ------------------------------------------------------
 
 
-def _two_styles():
-    return tuple(
-        {
-            name: _random_features(seed + index, SHAPES[name])
+def _styles_and_extractor():
+    """Two style images, and an "extractor" that returns fixed feature maps for each of them
+    (told apart by their first pixel) and records the sizes it was called at."""
+    styles = [np.full((20, 30, 3), 0.25, np.float32), np.full((30, 20, 3), 0.75, np.float32)]
+    features = {
+        0.25: {
+            name: _random_features(50 + index, SHAPES[name])
             for index, name in enumerate(STYLE_LAYERS)
-        }
-        for seed in (50, 60)
-    )
+        },
+        0.75: {
+            name: _random_features(60 + index, SHAPES[name])
+            for index, name in enumerate(STYLE_LAYERS)
+        },
+    }
+    calls = []
+
+    def extractor(pixels, training=False):
+        calls.append(tuple(pixels.shape))
+        return features[round(float(pixels[0, 0, 0, 0]), 2)]
+
+    return styles, extractor, features, calls
 
 
 def test_style_targets_blend_one_zero_is_the_first_style_gram():
-    """sum_k blend[k] gram(F_k) with blend (1, 0) is 1 * gram(F_1) + 0 * gram(F_2) = gram(F_1)."""
-    first, second = _two_styles()
-    targets = losses.style_targets([first, second], (1.0, 0.0))
+    """sum_k blend[k] gram(F_k) with blend (1, 0) is 1 * gram(F_1) + 0 * gram(F_2) = gram(F_1);
+    each style is resized to the given long side (30 -> 15: 10x15 and 15x10)."""
+    styles, extractor, features, calls = _styles_and_extractor()
+    targets = style_gram_targets(extractor, styles, 15, STYLE_LAYERS, (1.0, 0.0))
+    assert calls == [(1, 10, 15, 3), (1, 15, 10, 3)]
     assert set(targets) == set(STYLE_LAYERS)
     for name in STYLE_LAYERS:
         np.testing.assert_allclose(
-            targets[name].numpy(), losses.gram_matrix(first[name]).numpy(), rtol=1e-6
+            targets[name].numpy(), losses.gram_matrix(features[0.25][name]).numpy(), rtol=1e-6
         )
 
 
 def test_style_targets_even_blend_is_the_average_gram():
     """Blend (0.5, 0.5) gives (gram(F_1) + gram(F_2)) / 2, computed here with numpy."""
-    first, second = _two_styles()
-    targets = losses.style_targets([first, second], (0.5, 0.5))
+    styles, extractor, features, _ = _styles_and_extractor()
+    targets = style_gram_targets(extractor, styles, 15, STYLE_LAYERS, (0.5, 0.5))
     for name in STYLE_LAYERS:
-        average = (_numpy_gram(first[name][0]) + _numpy_gram(second[name][0])) / 2
+        average = (_numpy_gram(features[0.25][name][0]) + _numpy_gram(features[0.75][name][0])) / 2
         np.testing.assert_allclose(targets[name].numpy()[0], average, rtol=1e-5)
 
 

@@ -119,30 +119,6 @@ def total_variation_loss(images: tf.Tensor, normalization: str) -> tf.Tensor:
     )
 
 
-def style_targets(
-    features_per_style: list[Mapping[str, tf.Tensor]], blend: tuple[float, ...]
-) -> dict[str, tf.Tensor]:
-    """Returns the blended target Gram matrix of every style layer.
-
-    Args:
-        features_per_style: One dict of feature maps per style image.
-        blend: One weight per style image, summing to 1.
-
-    Returns:
-        Layer name to `sum_k blend[k] * gram(features_k)`.
-    """
-    layers = features_per_style[0].keys()
-    return {
-        name: tf.add_n(
-            [
-                weight * gram_matrix(features[name])
-                for weight, features in zip(blend, features_per_style, strict=True)
-            ]
-        )
-        for name in layers
-    }
-
-
 def total_loss(
     features: Mapping[str, tf.Tensor],
     content_targets: Mapping[str, tf.Tensor],
