@@ -42,7 +42,9 @@ WIDTHS = (32, 16)
 PRECISIONS = ("fp32", "bf16")
 # Calls timed after the warm-up, by size: the big sizes take seconds each.
 REPEATS = {256: 5, 512: 3, 1024: 2, 2048: 1}
-BATCH_SIZE = 512
+# The long side of the batched calls' images, and of the network time the optimisation is
+# compared with.
+BATCHED_SIDE = 512
 BATCH_REPEATS = 2
 MATMUL_REPEATS = 3
 
@@ -62,7 +64,7 @@ def export_job(job: dict) -> dict:
 
 
 def apply_job(job: dict) -> dict:
-    """Times the exported stylizer at every size, then batched at BATCH_SIZE px."""
+    """Times the exported stylizer at every size, then batched at BATCHED_SIDE px."""
     import numpy as np
 
     from tf_nst.networks.memory import estimate_apply_bytes
@@ -85,7 +87,7 @@ def apply_job(job: dict) -> dict:
             "ms": 1000 * best,
             "gflops": count_flops(height, width, stylizer.width) / best / 1e9,
         }
-    height, width = shape_of(BATCH_SIZE)
+    height, width = shape_of(BATCHED_SIDE)
     batch = generator.random((job["batch"], height, width, 3), dtype=np.float32)
     stylizer(batch).numpy()
     best = math.inf
@@ -151,13 +153,13 @@ def milliseconds_table(results: dict, args) -> list[str]:
 
 
 def batched_table(results: dict, args) -> list[str]:
-    """Batched and single images/s at BATCH_SIZE px, and each configuration's peak memory."""
+    """Batched and single images/s at BATCHED_SIDE px, and each configuration's peak memory."""
     rows = []
     for (width, precision), result in results.items():
         if not result["ok"]:
             rows.append([str(width), precision, "failed", "", "", ""])
             continue
-        single = per_image(result, BATCH_SIZE)
+        single = per_image(result, BATCHED_SIDE)
         rows.append(
             [
                 str(width),
@@ -169,7 +171,7 @@ def batched_table(results: dict, args) -> list[str]:
             ]
         )
     headers = ["width", "precision", "batched images/s", "single images/s", "peak RSS", "estimate"]
-    title = f"## Batched at {BATCH_SIZE} px ({args.batch} images per call), peak memory"
+    title = f"## Batched at {BATCHED_SIDE} px ({args.batch} images per call), peak memory"
     return [title, ""] + harness.markdown_table(headers, rows)
 
 
@@ -197,13 +199,13 @@ def throughput_table(results: dict, matmul: dict, args) -> list[str]:
 
 
 def optimization_table(results: dict, optimization: dict) -> list[str]:
-    """The optimisation's time at 512 px over each network's time per image at BATCH_SIZE px."""
+    """The optimisation's time at 512 px over each network's time per image at BATCHED_SIDE px."""
     lines = ["## Against the optimisation's default at 512 px", ""]
     if not optimization["ok"]:
         return lines + [f"Optimisation failed: {optimization['error']}"]
     rows = []
     for (width, precision), result in results.items():
-        single = per_image(result, BATCH_SIZE)
+        single = per_image(result, BATCHED_SIDE)
         if single:
             ratio = optimization["seconds"] * 1000 / single["ms"]
             rows.append([f"w{width} {precision}", f"{single['ms']:.0f} ms", f"{ratio:.0f}x"])
@@ -213,7 +215,7 @@ def optimization_table(results: dict, optimization: dict) -> list[str]:
         f"{optimization['seconds']:.1f} s, peak {mebibytes(optimization['peak_rss'])}.",
         "",
     ]
-    headers = ["network", f"per image at {BATCH_SIZE} px", "optimisation / network"]
+    headers = ["network", f"per image at {BATCHED_SIDE} px", "optimisation / network"]
     return lines + harness.markdown_table(headers, rows)
 
 

@@ -146,7 +146,12 @@ def run_jobs(jobs: dict[str, Callable[[dict], dict]], request: dict) -> None:
             result = {"ok": False, "error": f"{type(error).__name__}: {error}"[:ERROR_LENGTH]}
         result["peak_rss"] = peak_rss_bytes()
         result["job_seconds"] = time.perf_counter() - started
-        print(RESULT_MARK + json.dumps({**result, "id": job["id"]}), flush=True)
+        try:
+            line = json.dumps({**result, "id": job["id"]})
+        except (TypeError, ValueError) as error:  # the job's result, not the job, is at fault.
+            failure = {"ok": False, "error": f"result is not JSON: {error}"[:ERROR_LENGTH]}
+            line = json.dumps({**failure, "peak_rss": result["peak_rss"], "id": job["id"]})
+        print(RESULT_MARK + line, flush=True)
 
 
 def load_jobs(job_file: str | os.PathLike) -> dict[str, Callable[[dict], dict]]:

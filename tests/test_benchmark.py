@@ -530,3 +530,48 @@ def test_the_baseline_job_times_its_steps_and_measures_the_objective(vgg16_weigh
     # The style term rises before it falls when the image starts as the content: no direction.
     assert math.isfinite(result["objective"]) and result["objective"] > 0
     assert result["initial_objective"] == result["losses"][0]
+
+
+# --- benchmark.py's inputs ----------------------------------------------------------------------
+
+
+def test_missing_weights_fall_back_to_a_random_vgg16_written_by_the_first_job(tmp_path):
+    args = quick_arguments("--weights", str(tmp_path / "absent.weights.h5"))
+    weights, note, jobs = benchmark.choose_weights(args, str(tmp_path))
+    assert weights == str(tmp_path / "random_vgg16.weights.h5")
+    assert note.startswith("RANDOM VGG16 weights (") and "absent.weights.h5 not found" in note
+    assert [(job["id"], job["kind"], job["path"]) for job in jobs] == [
+        ("weights", "random_weights", weights)
+    ]
+
+
+def test_weights_that_exist_are_used_unless_random_ones_are_asked_for(tmp_path):
+    present = tmp_path / "vgg16.weights.h5"
+    present.write_bytes(b"")
+    args = quick_arguments("--weights", str(present))
+    assert benchmark.choose_weights(args, str(tmp_path)) == (
+        str(present),
+        f"VGG16 weights {present}",
+        [],
+    )
+    args = quick_arguments("--weights", str(present), "--random-weights")
+    weights, note, jobs = benchmark.choose_weights(args, str(tmp_path))
+    assert weights != str(present) and "(--random-weights)" in note and len(jobs) == 1
+
+
+def test_missing_images_fall_back_to_tf_nsts_examples(tmp_path):
+    args = quick_arguments("--content", str(tmp_path / "absent.jpg"))
+    content, style, note = benchmark.choose_images(args)
+    assert pathlib.Path(content).is_file() and pathlib.Path(style).is_file()
+    assert note.startswith("shared images not found; using tf_nst's example images")
+
+
+def test_a_result_that_is_not_json_is_reported_and_the_next_job_still_runs(capsys):
+    jobs = {"bad": lambda job: {"value": object()}, "add": _add}
+    request = {
+        "jobs": [{"id": "bad", "kind": "bad"}, {"id": "next", "kind": "add", "a": 1, "b": 1}]
+    }
+    harness.run_jobs(jobs, request)
+    results = {result["id"]: result for result in harness.parse_results(capsys.readouterr().out)}
+    assert results["bad"]["ok"] is False and results["bad"]["error"].startswith("result is not")
+    assert results["next"]["sum"] == 2
