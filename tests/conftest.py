@@ -17,11 +17,12 @@ The marks are given by `pytest_collection_modifyitems` below, so a new test cann
 it marks `real_weights` (and `slow`) every test that uses the `vgg16_weights` or `shared_images`
 fixture (directly or through another fixture), and `slow` every test whose own code, or a
 fixture's, or a helper function they call in the test module or in conftest/cli_checks, starts a
-process (see `_starts_a_process`). Explicit marks remain for what the hook cannot see: a test
-that is slow by its amount of work (e.g. a fixture that trains a network), or that reaches the
-weights through `request.getfixturevalue`. The one exception is `light_subprocess`: a test
-that starts a single short interpreter which never imports TensorFlow (well under a second) may
-carry it to stay in the fast tier.
+process (see `_starts_a_process`), or that uses a fixture decorated with `slow_setup` (one whose
+setup takes more than ~5 s, e.g. training or exporting a network). Explicit `slow` marks remain
+for what the hook cannot see: a test slow by its own amount of work, or one that reaches the
+weights through `request.getfixturevalue`. The one exception is `light_subprocess`: a test that
+starts a single short interpreter which never imports TensorFlow (well under a second) may carry
+it to stay in the fast tier.
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ def _module_analysis(path: str) -> tuple[frozenset[str], frozenset[str]]:
     cli_checks, that starts a process. Likewise for the names of `_SHARED_NAMES`.
     """
     tree = ast.parse(pathlib.Path(path).read_text(encoding="utf-8"), path)
-    starters = {  # local name -> True for process-starting callables imported by name
+    starters = {  # the local names of process-starting functions imported by name
         alias.asname or alias.name
         for node in tree.body
         if isinstance(node, ast.ImportFrom) and node.module in _PROCESS_CALLS
@@ -182,9 +183,12 @@ def _starts_a_process(function: ast.AST, starters: set[str]) -> bool:
                 return True
             if node.attr in _PROCESS_CALLS.get(node.value.id, ()):
                 return True
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
-            if node.func.id in starters:
-                return True
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in starters
+        ):
+            return True
     return False
 
 
@@ -195,6 +199,19 @@ def _functions_of(item: pytest.Item):
     for definitions in getattr(fixture_info, "name2fixturedefs", {}).values():
         for definition in definitions:
             yield definition.func
+
+
+def slow_setup(function):
+    """Marks a fixture function whose setup takes more than ~5 s (it trains, or exports a
+    network): the hook marks every test that uses it `slow`. Put it under `@pytest.fixture`."""
+    function.slow_setup = True
+    return function
+
+
+def _has_slow_setup(item: pytest.Item) -> bool:
+    return any(
+        getattr(inspect.unwrap(function), "slow_setup", False) for function in _functions_of(item)
+    )
 
 
 def _uses(item: pytest.Item) -> tuple[bool, bool]:
@@ -214,13 +231,20 @@ def _uses(item: pytest.Item) -> tuple[bool, bool]:
     return process, shared
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by the marks
 def pytest_collection_modifyitems(config, items):
     """Marks the tiers (see the module docstring): `real_weights` and `slow` by fixture and by
-    helper use, `slow` for every test that starts a process."""
+    helper use; `slow` for every test that starts a process or uses a `slow_setup` fixture."""
     for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
         starts_a_process, reaches_shared = _uses(item)
         if SHARED_FIXTURES & set(item.fixturenames) or reaches_shared:
             item.add_marker(pytest.mark.real_weights)
         light = item.get_closest_marker("light_subprocess") is not None
-        if item.get_closest_marker("real_weights") or (starts_a_process and not light):
+        if (
+            item.get_closest_marker("real_weights")
+            or (starts_a_process and not light)
+            or _has_slow_setup(item)
+        ):
             item.add_marker(pytest.mark.slow)

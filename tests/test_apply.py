@@ -15,6 +15,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+from conftest import slow_setup
 from PIL import Image
 
 from tf_nst.config import ApplyConfig
@@ -71,6 +72,7 @@ def network():
 
 
 @pytest.fixture(scope="module")
+@slow_setup  # tracing the export's signatures: ~8 s on 2 cores, so its tests are slow
 def exported(network, tmp_path_factory):
     directory = tmp_path_factory.mktemp("stylizer") / "model"
     # fp32 only: each precision adds three traced signatures to the export's time; the bf16

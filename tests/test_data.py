@@ -1,4 +1,5 @@
-"""Tests of the photo pipeline (tf_nst.networks.data): finding, checking, splitting and streaming photos."""
+"""Tests of the photo pipeline (tf_nst.networks.data): finding, checking, splitting and streaming
+photos."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tests for tf_nst.features.extractor: layer names, preprocessing, the extractor and weight resolution."""
+"""Tests for tf_nst.features.extractor: layer names, preprocessing, the extractor and weight
+resolution."""
 
 import os
 import socket

@@ -1,4 +1,5 @@
-"""Tests for tf_nst.optimize.optimization: the loop, keep-best, scales, inits, L-BFGS, stops and resume.
+"""Tests for tf_nst.optimize.optimization: the loop, keep-best, scales, inits, L-BFGS, stops and
+resume.
 
 All runs use the tiny random VGG19 (`tiny_extractor`) on 24x32 images at size 32, for a few
 steps each, so the whole file stays fast on a shared CPU.
@@ -35,7 +36,9 @@ def _assert_final_is_best(optimization, results):
     losses_seen = [result.loss for result in results]
     best = int(np.argmin(losses_seen))
     assert optimization.best_loss == losses_seen[best]
-    np.testing.assert_array_equal(optimization.final_image(), optimization.postprocess(results[best].image))
+    np.testing.assert_array_equal(
+        optimization.final_image(), optimization.postprocess(results[best].image)
+    )
     return best
 
 
@@ -69,6 +72,7 @@ def test_keep_best_returns_the_lowest_loss_image_not_the_last(tiny_extractor, ra
     assert np.isfinite(optimization.final_image()).all()
 
 
+@pytest.mark.slow  # two runs of 15 steps: 2-3 s; the fast tier stays about a minute
 def test_step_results_track_the_best_so_far(tiny_extractor, random_images):
     """At every step best_loss is the minimum of the losses so far and best_image is the image
     that had it: kept while the loss is higher, replaced when it falls below. A small learning
@@ -103,6 +107,7 @@ def test_stylize_yields_step_results(tiny_extractor, random_images):
 # --- style blend and initialisation --------------------------------------------------------------
 
 
+@pytest.mark.slow  # two runs: 2-3 s; the fast tier stays about a minute
 def test_blend_one_zero_equals_the_first_style_alone(tiny_extractor, random_images):
     """Blend (1, 0) makes the target Gram 1 * G_A + 0 * G_B = G_A, the single-style target."""
     content, style = random_images
@@ -119,6 +124,7 @@ def _first_image(content, style, extractor, init_image=None, **changes):
     return results[0].image.numpy()
 
 
+@pytest.mark.slow  # three runs: 2-3 s; the fast tier stays about a minute
 def test_noise_init_is_reproducible_by_seed(tiny_extractor, random_images):
     content, style = random_images
     first = _first_image(content, style, tiny_extractor, init="noise", seed=7)
@@ -297,7 +303,9 @@ def test_non_finite_loss_stops_and_keeps_the_best_finite_image(
 def test_lbfgs_loss_falls_and_keeps_the_best(tiny_extractor, random_images):
     content, style = random_images
     threads_before = threading.active_count()
-    optimization = Optimization(content, [style], _config(steps=15, optimizer="lbfgs"), tiny_extractor)
+    optimization = Optimization(
+        content, [style], _config(steps=15, optimizer="lbfgs"), tiny_extractor
+    )
     results = []
     threads_during = []
     for result in optimization.steps():
@@ -313,7 +321,9 @@ def test_lbfgs_loss_falls_and_keeps_the_best(tiny_extractor, random_images):
 def test_lbfgs_worker_thread_ends_when_the_consumer_breaks_early(tiny_extractor, random_images):
     content, style = random_images
     threads_before = threading.active_count()
-    optimization = Optimization(content, [style], _config(steps=50, optimizer="lbfgs"), tiny_extractor)
+    optimization = Optimization(
+        content, [style], _config(steps=50, optimizer="lbfgs"), tiny_extractor
+    )
     results = []
     threads_during = None
     for result in optimization.steps():
@@ -331,6 +341,7 @@ def test_lbfgs_worker_thread_ends_when_the_consumer_breaks_early(tiny_extractor,
 # --- style scale, colours, multi-scale -----------------------------------------------------------
 
 
+@pytest.mark.slow  # two runs: 2-3 s; the fast tier stays about a minute
 def test_style_scale_resizes_the_style_before_its_gram(tiny_extractor, random_images):
     """With style_scale 0.5 at long side 32 the 32x32 style is seen at round(32 * 0.5) = 16 px.
 
@@ -395,11 +406,15 @@ def _color_errors(image, reference):
     )
     return (
         float(np.abs(mean - reference_mean).max()),
-        float(np.linalg.norm(covariance - reference_covariance) / np.linalg.norm(reference_covariance)),
+        float(
+            np.linalg.norm(covariance - reference_covariance) / np.linalg.norm(reference_covariance)
+        ),
     )
 
 
-def test_preserve_colors_histogram_gives_the_output_the_photos_colours(tiny_extractor, random_images):
+def test_preserve_colors_histogram_gives_the_output_the_photos_colours(
+    tiny_extractor, random_images
+):
     """A bluish photo and an orange painting whose channels move together, of the same 24x32 size
     (no resizing blurs the statistics). With --preserve-colors histogram the network sees the
     painting recoloured to the photo's colour mean and covariance, so a run started from that
@@ -413,9 +428,9 @@ def test_preserve_colors_histogram_gives_the_output_the_photos_colours(tiny_extr
     painting = np.clip(0.1 + wave * [0.8, 0.5, 0.15] + 0.08 * noise, 0, 1).astype(np.float32)
     assert min(_color_errors(painting, photo)) > 0.3  # the premise: the colours differ
 
-    def final_image(preserve_colors):
+    def final_image(mode):
         optimization, results = _run(
-            photo, [painting], tiny_extractor, steps=5, init="style", preserve_colors=preserve_colors
+            photo, [painting], tiny_extractor, steps=5, init="style", preserve_colors=mode
         )
         assert len(results) == 5
         final = optimization.final_image()
@@ -433,6 +448,7 @@ def test_preserve_colors_histogram_gives_the_output_the_photos_colours(tiny_extr
     assert mean_error > 0.1 and covariance_error > 0.5
 
 
+@pytest.mark.slow  # two scales, two traces: 2-3 s; the fast tier stays about a minute
 def test_multiscale_runs_coarse_then_fine_and_ends_at_output_size(tiny_extractor, random_images):
     """size 64 with 2 scales: long side 32 (24x32 working) then 64 (48x64, the output size)."""
     content, style = random_images
@@ -468,7 +484,11 @@ def _save_with_the_run_machinery(optimization, directory):
     return latest_checkpoint(directory / "out.png.checkpoint")
 
 
-@pytest.mark.parametrize("writer", [_write_checkpoint, _save_with_the_run_machinery])
+@pytest.mark.parametrize(
+    "writer",
+    # The bare write is slow (2-3 s): the fast tier keeps the product's way.
+    [pytest.param(_write_checkpoint, marks=pytest.mark.slow), _save_with_the_run_machinery],
+)
 def test_restore_from_checkpoint_continues_exactly(tiny_extractor, random_images, tmp_path, writer):
     """10 steps, checkpoint, 10 more gives image A. A new Optimization restored from the checkpoint
     runs the remaining 10 steps from the same image, Adam state and best image, so it must end at

@@ -520,6 +520,7 @@ def test_a_checkpoint_folder_with_foreign_ckpt_files_is_refused_and_left_alone(
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.slow  # two runs: 2-3 s
 def test_resumed_run_never_deletes_ckpt_files_it_did_not_write(tiny_extractor, pair, tmp_path):
     interrupt_tiny(tiny_extractor, pair, tmp_path)
     folder = tmp_path / "out.png.checkpoint"
@@ -543,6 +544,7 @@ def test_resumed_run_never_deletes_ckpt_files_it_did_not_write(tiny_extractor, p
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # four runs: ~5 s
 def test_png_and_jpg_outputs_keep_separate_checkpoints(tiny_extractor, pair, tmp_path):
     interrupt_tiny(tiny_extractor, pair, tmp_path, output=str(tmp_path / "res.png"))
     png_checkpoint = snapshot(tmp_path / "res.png.checkpoint")
@@ -821,6 +823,7 @@ def test_signal_mid_export_leaves_no_hidden_temporary_folder(
 # --- 7. Messages that mislead --------------------------------------------------------------------
 
 
+@pytest.mark.slow  # two runs: 2-3 s
 def test_resume_logs_under_the_given_logdir_not_the_recorded_one(tiny_extractor, pair, tmp_path):
     interrupt_tiny(tiny_extractor, pair, tmp_path, logdir=str(tmp_path / "first"))
     (first_run,) = (tmp_path / "first").iterdir()

@@ -12,6 +12,7 @@ import math
 import keras
 import numpy as np
 import pytest
+from conftest import slow_setup
 from PIL import Image
 
 from tf_nst.config import TrainConfig
@@ -66,6 +67,7 @@ def style():
 
 
 @pytest.fixture(scope="module")
+@slow_setup  # it trains a network: ~20 s on 2 cores, so its tests are slow
 def story(photos, extractor, style, tmp_path_factory):
     """Runs the first trainer: steps, a checkpoint at CHECKPOINT_STEP, then spoils the network."""
     checkpoint = str(tmp_path_factory.mktemp("checkpoint") / "state")
@@ -99,7 +101,6 @@ def story(photos, extractor, style, tmp_path_factory):
     }
 
 
-@pytest.mark.slow  # `story` trains a network: ~20 s on 2 cores
 def test_a_few_steps_lower_the_loss(story):
     results = story["results"]
     assert all(isinstance(result, TrainStepResult) for result in results)
@@ -111,7 +112,6 @@ def test_a_few_steps_lower_the_loss(story):
     assert all(math.isfinite(result.loss) for result in results)
 
 
-@pytest.mark.slow  # `story` trains a network: ~20 s on 2 cores
 def test_step_results_carry_the_terms_images_and_rates(story):
     result = story["results"][0]
     assert set(result.terms) == {
@@ -126,7 +126,6 @@ def test_step_results_carry_the_terms_images_and_rates(story):
     assert result.total_steps == CONFIG.steps and result.progress == pytest.approx(1 / 8)
 
 
-@pytest.mark.slow  # `story` trains a network: ~20 s on 2 cores
 def test_keep_best_follows_the_validation_loss(story):
     trainer, results, weights = story["trainer"], story["results"], story["weights"]
     validation = [result.validation_loss for result in results]
@@ -143,7 +142,6 @@ def test_keep_best_follows_the_validation_loss(story):
     assert validation_loss == pytest.approx(trainer.best_loss, rel=1e-5)
 
 
-@pytest.mark.slow  # `story` trains a network: ~20 s on 2 cores
 def test_checkpoint_restore_continue_equals_uninterrupted(story, photos, extractor, style):
     resumed = NetworkTrainer(photos, [style.astype(np.float32)], CONFIG, extractor=extractor)
     resumed.restore(story["checkpoint"])
@@ -163,7 +161,6 @@ def test_checkpoint_restore_continue_equals_uninterrupted(story, photos, extract
             np.testing.assert_allclose(restored, uninterrupted, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.slow  # `story` trains a network: ~20 s on 2 cores
 def test_restore_of_another_width_is_a_one_line_error(story, photos, extractor, style):
     other = NetworkTrainer(
         photos, [style.astype(np.float32)], CONFIG.replace(width=8), extractor=extractor

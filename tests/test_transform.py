@@ -1,4 +1,5 @@
-"""Tests for tf_nst.networks.transform: the fast style network's size, shapes, range and serialisation.
+"""Tests for tf_nst.networks.transform: the fast style network's size, shapes, range and
+serialisation.
 
 Everything but the parameter count uses `width=4` networks (about 6 000 parameters), so each test
 takes well under a second.
