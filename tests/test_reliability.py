@@ -770,13 +770,13 @@ def test_resume_from_a_damaged_checkpoint_is_one_line(
 def test_export_to_a_full_disk_is_one_line(vgg16_weights, tmp_path, monkeypatch, capsys):
     import tensorflow as tf
 
-    import tf_nst.networks.export
+    import tf_nst.features.export
     from tf_nst import cli
 
     def disk_full(extractor, directory):
         raise tf.errors.ResourceExhaustedError(None, None, "model.pb; No space left on device")
 
-    monkeypatch.setattr(tf_nst.networks.export, "export_feature_extractor", disk_full)
+    monkeypatch.setattr(tf_nst.features.export, "export_feature_extractor", disk_full)
     before = snapshot(tmp_path)
     status = cli.main(
         ["export", str(tmp_path / "model"), "--backbone", "vgg16", "--weights", str(vgg16_weights)]
