@@ -2,11 +2,11 @@
 leads somewhere that works.
 
 The trainings run in-process through `tf_nst.run.run_job`, as `tf-nst train` drives them, with
-two stand-ins that keep them to about a second: `QuickTrainer` (a tiny transform network nudged
-at each step and checkpointed for real, in place of the compiled training step) and
-`QuickArchive` (in place of `keras.export.ExportArchive`, whose tracing takes half a minute per
-stylizer; it writes its files through TensorFlow's file system as the real one does, so a full
-disk raises TensorFlow's own errors, or fails as a test says). What is tested is everything
+two stand-ins that keep them quick: `QuickTrainer` (a tiny transform network nudged at each step
+and checkpointed for real, in place of the compiled training step) and `QuickArchive` (in place
+of `keras.export.ExportArchive`, whose tracing makes even a tiny stylizer's export slow; it
+writes its files through TensorFlow's file system as the real one does, so a full disk raises
+TensorFlow's own errors, or fails as a test says). What is tested is everything
 around them: `export_stylizer`, `TrainJob`, the checkpoints and the run loop. The CLI's checks run
 through `cli.main` with TensorFlow's loading replaced by `ChecksPassed`, so that a refusal is
 known to come before it, and a command that passes every check is known to.
@@ -51,8 +51,8 @@ _NETWORKS = {}
 
 
 def network(width: int, precision: str):
-    """A transform network, built once per width and precision (a build takes a second or more):
-    the stand-ins only need one whose weights can be checkpointed and copied."""
+    """A transform network, built once per width and precision (building one is slow): the
+    stand-ins only need one whose weights can be checkpointed and copied."""
     from tf_nst.networks.transform import build_transform_network
 
     if (width, precision) not in _NETWORKS:
@@ -377,7 +377,8 @@ def test_a_resume_never_replaces_a_network_that_another_run_finished(archive, tm
 
     assert resumed.status == 1, lines
     (warning,) = warnings_in(lines)
-    assert "another training run finished" in warning and "move it away" in warning, warning
+    assert "a network that this run did not write" in warning, warning
+    assert "move it away" in warning, warning
     assert snapshot(tmp_path / "model") == finished
     assert latest_step(tmp_path / "model.checkpoint") == CONFIG.steps
     assert leftovers(tmp_path) == []
@@ -398,7 +399,7 @@ def test_a_resume_into_another_runs_network_is_refused_up_front(
 
     assert status == 2, stderr
     line = error_line(stderr)
-    assert f"MODEL_DIR {inputs / 'model'} holds a network that another training run" in line
+    assert f"MODEL_DIR {inputs / 'model'} holds a network that this run did not write" in line
     assert "move it away" in line and "another MODEL_DIR" in line, line
     assert snapshot(inputs) == before
 

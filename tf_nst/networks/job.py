@@ -32,10 +32,10 @@ TRAIN_RESUME_SETTINGS = (
 def photos_digest(paths: Sequence[str]) -> str:
     """SHA-256 of the photos, by path and content, so a resume can tell the folder changed.
 
-    Each file is read once, in blocks: hashing runs at several hundred MB/s, so a folder of a few
-    hundred photos costs a fraction of a second and 13 GB of COCO photos about half a minute, once
-    per command. A file that cannot be read, or is not a regular file (a FIFO would block), is
-    named by what is wrong with it: decoding skips it later, and it must not stop the digest.
+    Each file is read once per command, in blocks, so the cost is that of reading the folder
+    (hashing is faster than most disks). A file that cannot be read, or is not a regular file (a
+    FIFO would block), is named by what is wrong with it: decoding skips it later, and it must
+    not stop the digest.
     """
     digest = hashlib.sha256()
     for path in sorted(paths):
@@ -233,7 +233,7 @@ def check_own_model(path: str | os.PathLike, run_id: str) -> None:
         return
     label = printable(os.fspath(path))
     what = (
-        "holds a network that another training run finished"
+        "holds a network that this run did not write"
         if is_stylizer(path)
         else "exists and is not this run's network"
     )
