@@ -536,7 +536,7 @@ def test_a_truncated_checkpoint_is_a_one_line_error(tiny_extractor, random_image
     with pytest.raises(StyleTransferError) as raised:
         resumed.restore(path)
     message = str(raised.value)
-    assert message.endswith("run without --resume to start over")
+    assert message.endswith("to start over, do not restore it")
     assert "truncated or corrupt" in message and "\n" not in message
 
 

@@ -696,7 +696,7 @@ def test_resume_from_a_truncated_checkpoint_is_one_line(
     )
     # The message is whole: the checkpoint's full path and its advice, not cut mid-word.
     assert str(data.parent / data.name.split(".data-")[0]) in line, line
-    assert line.endswith("to start over"), line
+    assert line.endswith("or choose another -o/--output, and run without --resume"), line
     assert snapshot(tmp_path) == before
 
 

@@ -103,10 +103,7 @@ def run_export(arguments: argparse.Namespace) -> int:
         raise StyleTransferError(
             f"{label} already exists: choose a new OUT_DIR or remove the old export"
         )
-    parent = output.parent
-    if not parent.is_dir():
-        what = "is a file" if parent.exists() else "does not exist"
-        raise StyleTransferError(f"the directory {printable(str(parent))} {what}: create it first")
+    _check_parent_directory(output, label, "OUT_DIR")
     if len(os.fsencode(output.name)) > 200:
         raise StyleTransferError(f"OUT_DIR name {label[:40]}... is too long: choose a shorter one")
     import_tensorflow(verbose=arguments.debug)
@@ -152,7 +149,7 @@ def run_train(arguments: argparse.Namespace) -> int:
     from tf_nst.features.weights_file import check_weights_file
     from tf_nst.image import decoding
     from tf_nst.networks import data
-    from tf_nst.networks.job import TrainJob, is_stylizer, train_resume_key
+    from tf_nst.networks.job import TrainJob, check_own_model, train_resume_key
 
     config = from_arguments(TrainConfig, arguments)
     options = from_arguments(OutputOptions, arguments)
@@ -165,12 +162,16 @@ def run_train(arguments: argparse.Namespace) -> int:
         raise StyleTransferError(
             f"--photos {printable(arguments.photos)} {what}: pass a folder of photos"
         )
-    if not (options.resume and is_stylizer(options.output)):  # a resumed run replaces its own
+    if not options.resume:  # an interrupted run's checkpoint: say --resume, not a new MODEL_DIR
+        run.check_no_checkpoint(options.output)
+    if not (options.resume and os.path.lexists(options.output)):
         _check_new_directory(options.output, "MODEL_DIR")
     styles = [decoding.load_image(path) for path in arguments.styles]
     photo_paths = data.find_photos(photos)
     key = train_resume_key(config, photo_paths, arguments.styles)
     plan = run.check_outputs(options, key)
+    if options.resume:  # it replaces the network its interrupted run exported, and nothing else
+        check_own_model(options.output, plan.run_id)
 
     import_tensorflow(verbose=arguments.debug)
     from tf_nst.networks.distribute import is_chief, make_strategy
@@ -227,10 +228,8 @@ def _check_new_directory(path: str, name: str) -> None:
     label = printable(path)
     if os.path.lexists(output):
         raise StyleTransferError(f"{name} {label} already exists: choose a new {name}")
+    _check_parent_directory(output, label, name)
     parent = output.parent
-    if not parent.is_dir():
-        what = "is a file" if parent.exists() else "does not exist"
-        raise StyleTransferError(f"the directory {printable(str(parent))} {what}: create it first")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise StyleTransferError(
             f"the directory {printable(str(parent))} is not writable: choose another {name}"
@@ -238,6 +237,23 @@ def _check_new_directory(path: str, name: str) -> None:
     # The export is written to `.NAME.XXXXXXXX` beside it first.
     if len(os.fsencode(output.name)) > 200:
         raise StyleTransferError(f"{name} name {label[:40]}... is too long: choose a shorter one")
+
+
+def _check_parent_directory(output: pathlib.Path, label: str, name: str) -> None:
+    """Refuses a directory output whose parent is missing, or is (or lies under) a file."""
+    parent = output.parent
+    existing = next(part for part in (parent, *parent.parents) if os.path.lexists(part))
+    if not existing.is_dir():
+        what = "a file, not a directory" if existing.is_file() else "not a directory"
+        raise StyleTransferError(
+            f"{name} {label} cannot be created: {printable(str(existing))} is {what}; choose "
+            f"another {name}"
+        )
+    if existing != parent:
+        raise StyleTransferError(
+            f"the directory {printable(str(parent))} does not exist: create it first, or choose "
+            f"another {name}"
+        )
 
 
 def run_apply(arguments: argparse.Namespace) -> int:

@@ -18,15 +18,15 @@ import tensorflow as tf
 from tf_nst.errors import StyleTransferError
 from tf_nst.features.export import IMAGES_SPEC
 from tf_nst.image.writing import atomic_write_bytes, staged_directory
+from tf_nst.networks.job import STYLIZER_METADATA
 from tf_nst.networks.transform import (
     build_transform_network,
     layers_by_name,
     normalization_layers,
     transform,
 )
+from tf_nst.text import printable
 
-# The stylizer's metadata file, inside its SavedModel directory (TensorFlow ignores extra files).
-STYLIZER_METADATA = "tf_nst_stylizer.json"
 STYLIZER_FORMAT = "tf_nst stylizer"
 STYLIZER_FORMAT_VERSION = 1
 
@@ -77,8 +77,10 @@ def export_stylizer(
         precisions: The compute precisions to export; must include "fp32".
 
     Raises:
-        StyleTransferError: If `directory` exists, its parent is not writable, the metadata is
-            not JSON-serialisable, or "fp32" is missing from `precisions`.
+        StyleTransferError: If `directory` exists, its parent is not writable, the export cannot
+            be written (a full disk: TensorFlow's `ResourceExhaustedError`, or any `OSError` or
+            `OpError` of writing), the metadata is not JSON-serialisable, or "fp32" is missing
+            from `precisions`. Nothing is left at `directory` then.
     """
     if "fp32" not in precisions:
         raise StyleTransferError("a stylizer export needs the fp32 signature: add fp32")
@@ -102,15 +104,25 @@ def export_stylizer(
             f"the stylizer metadata is not JSON-serialisable ({error}): pass plain values"
         ) from None
 
-    with staged_directory(directory) as target:
-        archive = keras.export.ExportArchive()
-        for precision in precisions:
-            network = build_transform_network(width, precision)
-            network.set_weights(model.get_weights())
-            archive.track(network)
-            _add_stylizer_endpoints(archive, network, layers, channels, precision)
-        archive.write_out(str(target), verbose=False)
-        atomic_write_bytes(document.encode("utf-8"), target / STYLIZER_METADATA)
+    try:
+        with staged_directory(directory) as target:
+            archive = keras.export.ExportArchive()
+            for precision in precisions:
+                network = build_transform_network(width, precision)
+                network.set_weights(model.get_weights())
+                archive.track(network)
+                _add_stylizer_endpoints(archive, network, layers, channels, precision)
+            archive.write_out(str(target), verbose=False)
+            atomic_write_bytes(document.encode("utf-8"), target / STYLIZER_METADATA)
+    except (OSError, tf.errors.OpError) as error:
+        # What TensorFlow's file system raises for a full disk (ResourceExhaustedError) and
+        # other write failures; `staged_directory` has removed the partial export.
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise StyleTransferError(
+            f"cannot write the stylizer to {printable(os.fspath(directory))} "
+            f"({printable(reason[:300])}): check that the disk has space and the directory is "
+            "writable"
+        ) from None
 
 
 def _add_stylizer_endpoints(archive, network, layers, channels, precision) -> None:

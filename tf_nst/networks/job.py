@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 import pathlib
 import secrets
+import stat
 from collections.abc import Sequence
 
+from tf_nst.errors import StyleTransferError
 from tf_nst.run import ResumeKey
 from tf_nst.run.job import LoopJob, array_digest, file_digest
-from tf_nst.text import setting_text
+from tf_nst.text import printable, setting_text
+
+# The stylizer's metadata file, inside its SavedModel directory (TensorFlow ignores extra files).
+# Defined here, without TensorFlow, so that the CLI can check a model folder before it loads.
+STYLIZER_METADATA = "tf_nst_stylizer.json"
 
 # Settings that change a training's trajectory: a resumed run must keep them.
 TRAIN_RESUME_SETTINGS = (
@@ -23,10 +30,23 @@ TRAIN_RESUME_SETTINGS = (
 
 
 def photos_digest(paths: Sequence[str]) -> str:
-    """SHA-256 of the photo list (names and sizes), so a resume can tell the folder changed."""
+    """SHA-256 of the photos, by path and content, so a resume can tell the folder changed.
+
+    Each file is read once per command, in blocks, so the cost is that of reading the folder
+    (hashing is faster than most disks). A file that cannot be read, or is not a regular file (a
+    FIFO would block), is named by what is wrong with it: decoding skips it later, and it must
+    not stop the digest.
+    """
     digest = hashlib.sha256()
     for path in sorted(paths):
-        digest.update(f"{os.path.abspath(path)}\0{os.path.getsize(path)}\n".encode())
+        try:
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                content = "not a regular file"
+            else:
+                content = file_digest(path)
+        except OSError as error:
+            content = f"unreadable ({error.strerror or type(error).__name__})"
+        digest.update(f"{os.path.abspath(path)}\0{content}\n".encode())
     return digest.hexdigest()
 
 
@@ -60,20 +80,18 @@ class TrainJob(LoopJob):
     """
 
     kind = "train"
+    checkpoint_first = True  # an export takes seconds: see `tf_nst.run.Job`
 
     def __init__(self, trainer, styles, style_paths: Sequence[str] | None = None):
         self.trainer = self.loop = trainer
         self.styles = styles
         self.style_paths = None if style_paths is None else list(style_paths)
-        self.resumed = False
+        # `run_job` sets the run's own (kept across resumes); this one serves a direct caller.
+        self.run_id = secrets.token_hex(8)
 
     def restore(self, path: str) -> None:
-        """Restores a checkpoint (the trainer turns any failure into one line).
-
-        A restored run replaces the model that its interrupted run exported, if any.
-        """
+        """Restores a checkpoint (the trainer turns any failure into one line)."""
         self.trainer.restore(path)
-        self.resumed = True
 
     def resume_key(self) -> ResumeKey:
         """The settings, the photos and the style images' digests (for Python callers)."""
@@ -116,23 +134,28 @@ class TrainJob(LoopJob):
             "seed": self.trainer.seed,
             "steps": self.step,
             "validation_loss": self.best_loss if self.best_loss != float("inf") else None,
+            "run_id": self.run_id,
             "tf_nst_version": tf_nst.__version__,
         }
 
     def save_result(self, path: pathlib.Path) -> None:
         """Exports the best network to the model folder, atomically.
 
-        A resumed run replaces the model its interrupted run saved there: the new export is
-        written beside it first and swapped in by renames.
+        A model folder there is replaced only if this run wrote it (before an interrupt that this
+        run resumes): the new export is written beside it first and swapped in by renames.
+
+        Raises:
+            StyleTransferError: If the export cannot be written, or `path` holds anything else.
         """
         import shutil
 
         from tf_nst.networks.export import export_stylizer
 
-        model = self.trainer.best_model()
-        if not (self.resumed and is_stylizer(path)):
-            export_stylizer(model, path, self.metadata())
+        if not os.path.lexists(path):
+            export_stylizer(self.trainer.best_model(), path, self.metadata())
             return
+        check_own_model(path, self.run_id)
+        model = self.trainer.best_model()
         token = secrets.token_hex(4)
         fresh, old = (path.with_name(f".{path.name}.{kind}-{token}") for kind in ("new", "old"))
         export_stylizer(model, fresh, self.metadata())
@@ -183,6 +206,39 @@ class TrainJob(LoopJob):
 
 def is_stylizer(path: str | os.PathLike) -> bool:
     """Whether `path` is a model folder that `tf-nst train` wrote."""
-    from tf_nst.networks.export import STYLIZER_METADATA
-
     return (pathlib.Path(path) / STYLIZER_METADATA).is_file()
+
+
+def stylizer_run_id(path: str | os.PathLike) -> str | None:
+    """The identity of the training run that exported the model folder `path`, if it says."""
+    try:
+        metadata = json.loads((pathlib.Path(path) / STYLIZER_METADATA).read_text("utf-8"))
+        run_id = metadata["training"]["run_id"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return None
+    return run_id if isinstance(run_id, str) else None
+
+
+def check_own_model(path: str | os.PathLike, run_id: str) -> None:
+    """Refuses to replace `path` unless it is the model that the run `run_id` exported.
+
+    A resumed training replaces the network its interrupted run exported; a model folder that
+    another run finished (two trainings into the same folder at once), or anything else, is never
+    replaced without the user saying so.
+
+    Raises:
+        StyleTransferError: If `path` exists and is not the run's own model.
+    """
+    if not os.path.lexists(path) or stylizer_run_id(path) == run_id:
+        return
+    label = printable(os.fspath(path))
+    what = (
+        "holds a network that this run did not write"
+        if is_stylizer(path)
+        else "exists and is not this run's network"
+    )
+    raise StyleTransferError(
+        f"MODEL_DIR {label} {what}, and this run does not replace it: move it away and run this "
+        "training's command with --resume to finish it there, or start over with another "
+        "MODEL_DIR (without --resume)"
+    )

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -135,6 +136,27 @@ def _available_precision(precision: str, metadata: dict, path: str) -> str:
     )
 
 
+def _not_a_stylizer(directory: pathlib.Path) -> str:
+    """What a folder without a stylizer's two files is, as far as its files tell."""
+    if not (directory / "saved_model.pb").is_file():
+        missing = "" if (directory / STYLIZER_METADATA).is_file() else f" or {STYLIZER_METADATA}"
+        return f"is not a tf_nst stylizer (it has no saved_model.pb{missing})"
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    from tf_nst.features.backbones import layer_names
+
+    outputs = set()
+    with contextlib.suppress(Exception):  # a damaged file is simply not recognised
+        saved_model = saved_model_pb2.SavedModel.FromString(
+            (directory / "saved_model.pb").read_bytes()
+        )
+        outputs = set(saved_model.meta_graphs[0].signature_def["serving_default"].outputs)
+    # `tf-nst export` maps images to one output per backbone layer, named by layer.
+    if outputs and outputs <= {*layer_names("vgg16"), *layer_names("vgg19")}:
+        return "is a feature-extractor export (tf-nst export), not a style network"
+    return f"is a SavedModel without {STYLIZER_METADATA}, not a tf_nst stylizer"
+
+
 def load_stylizer(path: str | os.PathLike, precision: str = "fp32") -> StyleNetwork:
     """Loads a stylizer written by `tf_nst.networks.export.export_stylizer`.
 
@@ -159,9 +181,7 @@ def load_stylizer(path: str | os.PathLike, precision: str = "fp32") -> StyleNetw
         raise StyleTransferError(f"stylizer {label} {missing}: {hint}")
     metadata_path = directory / STYLIZER_METADATA
     if not (directory / "saved_model.pb").is_file() or not metadata_path.is_file():
-        raise StyleTransferError(
-            f"{label} is not a tf_nst stylizer (no saved_model.pb and {STYLIZER_METADATA}): {hint}"
-        )
+        raise StyleTransferError(f"{label} {_not_a_stylizer(directory)}: {hint}")
     try:
         metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:

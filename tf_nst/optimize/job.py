@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from tf_nst.config import StyleConfig
 from tf_nst.errors import StyleTransferError
 from tf_nst.image import decoding, writing
-from tf_nst.run import ResumeKey
+from tf_nst.run import ResumeKey, start_over
 from tf_nst.run.job import LoopJob, array_digest, file_digest
 from tf_nst.text import one_line, printable, setting_text
 
@@ -81,8 +81,8 @@ class OptimizationJob(LoopJob):
             raise
         except (tf.errors.OpError, ValueError, KeyError, AssertionError, IndexError) as error:
             raise StyleTransferError(
-                f"checkpoint {printable(path)} cannot be restored ({one_line(error)}): run "
-                "without --resume to start over"
+                f"checkpoint {printable(path)} cannot be restored ({one_line(error)}): "
+                + start_over(os.path.dirname(os.path.abspath(path)))
             ) from None
 
     def has_result(self) -> bool:

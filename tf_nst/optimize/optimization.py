@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
@@ -35,6 +36,7 @@ from tf_nst.optimize.scales import (
     working_shape,
 )
 from tf_nst.precision import resolve_precision
+from tf_nst.run.outputs import start_over
 
 
 @dataclasses.dataclass(frozen=True)
@@ -470,6 +472,6 @@ def _unreadable_checkpoint(path: str):
         lines = (str(error).strip() or type(error).__name__).splitlines()
         reason = f"{type(error).__name__}: {lines[0].rstrip(' :.')}"
         raise StyleTransferError(
-            f"checkpoint {path} cannot be restored ({reason}; is it truncated or corrupt?): run "
-            "without --resume to start over"
+            f"checkpoint {path} cannot be restored ({reason}; is it truncated or corrupt?): "
+            + start_over(os.path.dirname(os.path.abspath(path)))
         ) from None

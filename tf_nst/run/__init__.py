@@ -29,10 +29,12 @@ from tf_nst.run.loop import Outcome, run_job
 from tf_nst.run.outputs import (
     OutputPlan,
     ResumeKey,
+    check_no_checkpoint,
     check_outputs,
     checkpoint_directory_for,
     intermediate_name,
     read_resume_state,
+    start_over,
 )
 
 __all__ = [
@@ -45,10 +47,12 @@ __all__ = [
     "ResumeKey",
     "SecondSignalError",
     "SignalHandler",
+    "check_no_checkpoint",
     "check_outputs",
     "checkpoint_directory_for",
     "command_line",
     "intermediate_name",
     "read_resume_state",
     "run_job",
+    "start_over",
 ]

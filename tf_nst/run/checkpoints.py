@@ -25,20 +25,27 @@ _CHECKPOINT_FILE = re.compile(rf"^({CHECKPOINT_PREFIX}-\d+)\.(index|data-\d{{5}}
 class Checkpoints:
     """This run's checkpoints in `OUTPUT.checkpoint/`, through `tf.train.CheckpointManager`.
 
-    The directory holds `run.json` (the settings and inputs a resume must match, written first)
-    and the manager's `checkpoint` index and `ckpt-STEP.*` files. The manager writes each save
-    completely before its index names it, and keeps one. A save cut short by a second signal is
-    removed by `discard_unfinished`. Only this run's directory, made by it or by the run it
-    resumes, is ever written to or cleaned.
+    The directory holds `run.json` (the settings and inputs a resume must match, and the run's
+    identity, written first) and the manager's `checkpoint` index and `ckpt-STEP.*` files. The
+    manager writes each save completely before its index names it, and keeps one. A save cut
+    short by a second signal is removed by `discard_unfinished`. Only this run's directory, made
+    by it or by the run it resumes, is ever written to or cleaned.
     """
 
     def __init__(
-        self, directory: pathlib.Path, key: ResumeKey, run_name: str | None, resumed: bool
+        self,
+        directory: pathlib.Path,
+        key: ResumeKey,
+        run_name: str | None,
+        resumed: bool,
+        run_id: str | None = None,
     ):
         self.directory = directory
         self._key = key
         self._run_name = run_name
+        self._run_id = run_id
         self._ours = resumed  # a resumed run's directory was made by the run it continues
+        self._state_written = False
         self._saved_step: int | None = None
         self._writing: str | None = None
         self._written: set[str] = set()  # the `ckpt-STEP` saves this run completed
@@ -63,15 +70,19 @@ class Checkpoints:
                 # belongs to someone else, and this run must not write into it.
                 self.directory.mkdir()
                 self._ours = True
-            if not (self.directory / RUN_STATE).is_file():
+            if not self._state_written:
+                # Also on a resume: the same settings and inputs, and the run's identity if the
+                # state was written before runs had one.
                 state = {
                     "format": STATE_FORMAT,
                     "kind": self._key.kind,
                     "run_name": self._run_name,
+                    "run_id": self._run_id,
                     "settings": dict(self._key.settings),
                     "inputs": dict(self._key.inputs),
                 }
                 atomic_write_bytes(json.dumps(state, indent=2).encode(), self.directory / RUN_STATE)
+                self._state_written = True
             manager = tf.train.CheckpointManager(
                 job.checkpoint(), str(self.directory), max_to_keep=1,
                 checkpoint_name=CHECKPOINT_PREFIX,
@@ -92,13 +103,25 @@ class Checkpoints:
         """The step of this run's last complete checkpoint, if it wrote one."""
         return self._saved_step
 
+    @property
+    def kept_step(self) -> int | None:
+        """The step of the complete checkpoint in this run's folder, if there is one.
+
+        This run's own, or (on a resume, or when this run's last save failed) an earlier one.
+        """
+        if not self._ours or not self.directory.is_dir():
+            return None
+        latest = latest_checkpoint(self.directory)
+        return None if latest is None else int(latest.rsplit("-", 1)[-1])
+
     def discard_unfinished(self) -> None:
         """Removes the files of a save that was cut short, before the index named them.
 
         If that leaves no complete checkpoint in a folder this run made, the folder goes too.
         """
         writing, self._writing = self._writing, None
-        if writing is None or not self.directory.is_dir():
+        # Not ours: the folder appeared since `check_outputs` and this run wrote nothing in it.
+        if writing is None or not self._ours or not self.directory.is_dir():
             return
         latest = latest_checkpoint(self.directory)
         if latest is not None and pathlib.Path(latest).name == writing:

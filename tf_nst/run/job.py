@@ -17,8 +17,17 @@ class Job(Protocol):
 
     Attributes:
         step: Steps done so far.
-        best_loss: The loss of the best result so far.
+        best_loss: The loss of the best result so far (inf while there is none to compare, as in
+            a training without validation photos).
         stop_reason: Why `steps()` ended early ("time limit", a non-finite loss), or None.
+        run_id: The run's identity, set by `run_job` before the first step: a random token that
+            its checkpoint records and its resumes keep. A job whose result is a folder records
+            it there, so that a resume replaces only what its own run wrote.
+        checkpoint_first: Optional, False if absent. True for a result that takes long to save
+            (a network's export): `run_job` then writes the final checkpoint before the result,
+            so that a failure or a second signal while saving still leaves something to resume.
+            A result saved in a moment (an image) goes first, so that a second signal most
+            likely finds it complete.
 
     A job that writes numbered intermediates (`save_every`) also has
     `save_intermediate(result, path)`, which writes one step's result atomically, and
@@ -28,6 +37,7 @@ class Job(Protocol):
     step: int
     best_loss: float
     stop_reason: str | None
+    run_id: str
 
     def steps(self) -> Iterator[Any]:
         """Runs the job, yielding one result per step.

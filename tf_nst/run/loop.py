@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import pathlib
 from collections.abc import Callable
@@ -181,6 +182,7 @@ def run_job(
         try:
             if not hasattr(job, "steps"):
                 job = job()
+            job.run_id = plan.run_id
             if plan.resume_state:
                 job.restore(plan.resume_state["checkpoint"])
             outcome = _drive(_Run(job, plan, options, key, console, interrupts))
@@ -208,6 +210,7 @@ class _Run:
     checkpoints: Checkpoints | None = None
     tensorboard: SideOutput | None = None
     checkpoint_warned: bool = False
+    saved: bool = False  # whether this run wrote its result to the output
 
 
 def _drive(run: _Run) -> Outcome:
@@ -230,7 +233,7 @@ def _drive(run: _Run) -> Outcome:
         tensorboard(log.open)
         run_name = log.run_directory.name if log.run_directory else plan.run_name
         checkpoints = run.checkpoints = Checkpoints(
-            plan.checkpoint_directory, run.key, run_name, resumed=not fresh
+            plan.checkpoint_directory, run.key, run_name, resumed=not fresh, run_id=plan.run_id
         )
         if log.run_directory:
             console.note(f"TensorBoard run {log.run_directory}")
@@ -277,11 +280,7 @@ def _drive(run: _Run) -> Outcome:
             run.checkpoints.discard_unfinished()
         if fresh and job.step == 0:
             log.remove_if_unused()
-        return Outcome(
-            interrupts.exit_status,
-            "tf-nst: stopped at once by a second signal; files already written are complete "
-            "and no partial file was left",
-        )
+        return Outcome(interrupts.exit_status, _second_signal_message(run))
     finally:
         log.close()
         if fresh and job.step == 0:
@@ -291,8 +290,12 @@ def _drive(run: _Run) -> Outcome:
 def _finish(run: _Run) -> Outcome:
     """Saves the best result (and, when it matters, a checkpoint) and says how the run ended.
 
-    A checkpoint failure that `--checkpoint-every` already warned about is not warned about
-    again: the final line says that no checkpoint could be written.
+    A checkpoint is kept when a signal stopped the run or the result could not be saved. For a
+    job whose result takes long to save (`checkpoint_first`: a network's export), it is written
+    before the result and removed once the result is saved, so that a second signal during the
+    export still leaves something to resume. A checkpoint failure that `--checkpoint-every`
+    already warned about is not warned about again; the final line says which checkpoint, if
+    any, is kept.
     """
     job, console, interrupts, checkpoints = run.job, run.console, run.interrupts, run.checkpoints
     tensorboard, log = run.tensorboard, run.log
@@ -307,51 +310,63 @@ def _finish(run: _Run) -> Outcome:
             f"tf-nst: stopped: {job.stop_reason}; no step had a finite loss, so nothing was "
             "saved: lower --learning-rate or the loss weights",
         )
+    diverged = job.stop_reason is not None and job.stop_reason != "time limit"
+    checkpoint_errors = []
+
+    def checkpoint() -> None:
+        if not diverged and not checkpoint_errors:  # a diverged state is not worth resuming
+            try:
+                checkpoints.save(job)  # once per step: a second call is free
+            except StyleTransferError as error:
+                checkpoint_errors.append(error)
+
+    if getattr(job, "checkpoint_first", False):
+        checkpoint()
     try:
         job.save_result(output)
-        saved = True
+        run.saved = True
     except StyleTransferError as error:
-        saved = False
         console.warn(one_line(error))
     tensorboard(lambda: job.log_end(log.open()))
-    status = interrupts.signal_name or (
-        "success" if not job.stop_reason or job.stop_reason == "time limit" else job.stop_reason
-    )
+    status = interrupts.signal_name or ("success" if not diverged else job.stop_reason)
     tensorboard(lambda: log.open().end(status, job.step))
     tensorboard(lambda: log.open().flush())
     interrupted = interrupts.signal_name is not None
-    keep_checkpoint = (interrupted or not saved) and not job.stop_reason
-    if keep_checkpoint:
-        try:
-            checkpoints.save(job)
-        except StyleTransferError as error:
-            if not run.checkpoint_warned:
-                console.warn(one_line(error))
-            keep_checkpoint = False
-    if not saved:
+    if run.saved and not interrupted:
+        checkpoints.remove()  # the result is saved: nothing is left to resume
+    else:
+        checkpoint()
+        if checkpoint_errors and not run.checkpoint_warned:
+            console.warn(one_line(checkpoint_errors[0]))
+    kept = _kept_checkpoint(run)
+    if not run.saved:
         where = (
-            f"a checkpoint is kept in {checkpoints.directory}: fix that and run the same command "
-            "plus --resume to write it"
-            if keep_checkpoint
+            f"{kept}: fix that and run the same command plus --resume to "
+            + ("write it" if checkpoints.kept_step == job.step else "continue from there")
+            if kept
             else "and no checkpoint could be kept either"
         )
         return Outcome(1, f"tf-nst: the result could not be saved to {output} {steps}; {where}")
-    if not interrupted:
-        checkpoints.remove()  # the result is saved: nothing is left to resume
-    best = f"best loss {job.best_loss:.4g}"
-    if job.stop_reason and job.stop_reason != "time limit":
+    best = _best_loss(job)
+    if diverged:
         return Outcome(
             1,
             f"tf-nst: stopped: {job.stop_reason}; saved the best finite result ({best}, {steps}) "
             f"to {output}: lower --learning-rate or the loss weights",
         )
     if interrupted:
-        checkpoint_note = (
-            f" and a checkpoint to {checkpoints.directory}; continue with the same command plus "
-            "--resume"
-            if keep_checkpoint
-            else "; no checkpoint could be written"
-        )
+        if kept and checkpoints.kept_step == job.step:
+            checkpoint_note = (
+                f" and a checkpoint to {checkpoints.directory}; continue with the same command "
+                "plus --resume"
+            )
+        elif kept:
+            checkpoint_note = (
+                f"; the checkpoint could not be updated, {kept}: continue from there with the "
+                "same command plus --resume"
+            )
+        else:
+            checkpoint_note = "; no checkpoint could be written"
         return Outcome(
             interrupts.exit_status,
             f"tf-nst: {interrupts.signal_name} received: saved the best result ({best}, {steps}) "
@@ -359,6 +374,39 @@ def _finish(run: _Run) -> Outcome:
         )
     reason = " (time limit reached)" if job.stop_reason == "time limit" else ""
     return Outcome(0, f"tf-nst: saved {output}{reason}: {best} {steps}", note=True)
+
+
+def _kept_checkpoint(run: _Run) -> str:
+    """Says which checkpoint is kept: "a checkpoint is kept in DIR" (of the step reached).
+
+    Or "the checkpoint of step N is kept in DIR" for an older one, or "" for none.
+    """
+    checkpoints = run.checkpoints
+    kept = None if checkpoints is None else checkpoints.kept_step
+    if kept is None:
+        return ""
+    which = "a checkpoint" if kept == run.job.step else f"the checkpoint of step {kept}"
+    return f"{which} is kept in {checkpoints.directory}"
+
+
+def _second_signal_message(run: _Run) -> str:
+    """What a second signal left: the result, a checkpoint to resume, both or neither."""
+    kept = _kept_checkpoint(run)
+    resume = f"{kept}: continue with the same command plus --resume" if kept else ""
+    if run.saved:
+        left = f"the best result was saved to {run.plan.output}" + (
+            f" and {resume}" if kept else ", but no checkpoint was kept"
+        )
+    else:
+        left = resume or "no result and no checkpoint were saved"
+    return f"tf-nst: stopped at once by a second signal; no partial file was left; {left}"
+
+
+def _best_loss(job) -> str:
+    # A training without validation photos, or stopped before its first validation, has none.
+    if math.isfinite(job.best_loss):
+        return f"best loss {job.best_loss:.4g}"
+    return "no validation loss"
 
 
 def _nothing_saved(interrupts: SignalHandler, when: str) -> Outcome:

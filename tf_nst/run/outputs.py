@@ -11,6 +11,7 @@ import json
 import os
 import pathlib
 import re
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,6 +46,9 @@ class OutputPlan:
     logdir: pathlib.Path
     run_name: str | None
     resume_state: dict | None
+    # The run's identity: a random token, the same across its resumes (`run_job` hands it to the
+    # job, whose output may record it so that a resume replaces only what its own run wrote).
+    run_id: str
 
 
 def checkpoint_directory_for(output: str | os.PathLike) -> pathlib.Path:
@@ -89,16 +93,8 @@ def check_outputs(
     resume_state = None
     if options.resume:
         resume_state = read_resume_state(checkpoint_directory, resume_key)
-    elif os.path.lexists(checkpoint_directory):
-        if checkpoint_directory.is_dir() and (checkpoint_directory / RUN_STATE).is_file():
-            raise StyleTransferError(
-                f"{printable(str(checkpoint_directory))} holds the checkpoint of an interrupted "
-                "run: add --resume to continue it, or delete it to start over"
-            )
-        raise StyleTransferError(
-            f"{printable(str(checkpoint_directory))} is in the way of this run's checkpoint "
-            "and is not ours: move it, or choose another output name"
-        )
+    else:
+        check_no_checkpoint(output)
     first_step = int(resume_state["step"]) if resume_state else 0
     steps = range(options.save_every, (total_steps or 0) + 1, options.save_every or 1)
     for path in (intermediate_name(output, step) for step in steps if options.save_every):
@@ -124,7 +120,54 @@ def check_outputs(
                 f"the TensorBoard run {printable(str(run_directory))} is blocked by a file: "
                 "move it, or pass another --run-name"
             )
-    return OutputPlan(output, checkpoint_directory, logdir, run_name, resume_state)
+    run_id = (resume_state or {}).get("run_id") or secrets.token_hex(8)
+    return OutputPlan(output, checkpoint_directory, logdir, run_name, resume_state, run_id)
+
+
+def check_no_checkpoint(output: str | os.PathLike) -> None:
+    """Refuses a fresh run when something has the name of its checkpoint folder.
+
+    An interrupted run's checkpoint is never deleted by a fresh run: the message says to add
+    `--resume`, or how to start over.
+
+    Raises:
+        StyleTransferError: If `OUTPUT.checkpoint` exists.
+    """
+    checkpoint_directory = checkpoint_directory_for(output)
+    if not os.path.lexists(checkpoint_directory):
+        return
+    label = printable(str(checkpoint_directory))
+    if checkpoint_directory.is_dir() and (checkpoint_directory / RUN_STATE).is_file():
+        raise StyleTransferError(
+            f"{label} holds the checkpoint of an interrupted run: add --resume to continue it; "
+            + start_over(checkpoint_directory, resuming=False)
+        )
+    raise StyleTransferError(
+        f"{label} is in the way of this run's checkpoint and is not ours: move it, or choose "
+        "another output name"
+    )
+
+
+def start_over(checkpoint_directory: str | os.PathLike, resuming: bool = True) -> str:
+    """The advice to start afresh instead of resuming the checkpoint in `checkpoint_directory`.
+
+    A fresh run deletes no earlier run's files, so the advice names what is in its way: the
+    checkpoint folder, and an output folder (a model) that a fresh run would not replace.
+
+    Args:
+        checkpoint_directory: `OUTPUT.checkpoint`, or any folder a caller restores from.
+        resuming: Whether the command was given `--resume` (which starting over drops).
+    """
+    directory = pathlib.Path(os.path.abspath(checkpoint_directory))
+    if not directory.name.endswith(CHECKPOINT_SUFFIX):
+        return "to start over, do not restore it"
+    output = directory.with_name(directory.name.removesuffix(CHECKPOINT_SUFFIX))
+    move = f" and move {printable(str(output))} away" if os.path.isdir(output) else ""
+    without = ", and run without --resume" if resuming else ""
+    return (
+        f"to start over, delete {printable(str(directory))}{move} or choose another "
+        f"-o/--output{without}"
+    )
 
 
 def _check_name_length(name: str, extra: int, what: str) -> None:
@@ -183,7 +226,8 @@ def read_resume_state(directory: pathlib.Path, key: ResumeKey) -> dict:
     """Reads the checkpoint state in `directory` and checks that it belongs to `key`.
 
     Returns:
-        The state: `step`, `run_name`, and `checkpoint`, the path of the latest checkpoint.
+        The state: `step`, `run_name`, `run_id` (None in a state written before runs had one),
+        and `checkpoint`, the path of the latest checkpoint.
 
     Raises:
         StyleTransferError: If there is nothing to resume, the state is unreadable, or the
@@ -205,21 +249,22 @@ def read_resume_state(directory: pathlib.Path, key: ResumeKey) -> dict:
                 raise ValueError(f"{name} is missing")
         if not isinstance(state.get("run_name"), (str, type(None))):
             raise ValueError("run_name is malformed")
+        if not isinstance(state.get("run_id"), (str, type(None))):
+            raise ValueError("run_id is malformed")
     except (OSError, ValueError) as error:
         raise StyleTransferError(
             f"checkpoint state {printable(str(state_path))} is unreadable ({one_line(error)}): "
-            "run without --resume to start over"
+            + start_over(directory)
         ) from None
     if state["kind"] != key.kind:
         raise StyleTransferError(
-            f"{label} is the checkpoint of a {state['kind']} run, not of {key.kind}: run "
-            "without --resume, or give the output of the interrupted run"
+            f"{label} is the checkpoint of a {printable(state['kind'])} run, not of {key.kind}: "
+            "choose another -o/--output"
         )
     latest = latest_checkpoint(directory)
     if latest is None:
         raise StyleTransferError(
-            f"the checkpoint in {label} is incomplete (no finished save): run without --resume "
-            "to start over"
+            f"the checkpoint in {label} is incomplete (no finished save): " + start_over(directory)
         )
     changed = [
         f"--{name.replace('_', '-')} (was {state['settings'].get(name)}, now {value})"
@@ -235,7 +280,8 @@ def read_resume_state(directory: pathlib.Path, key: ResumeKey) -> dict:
         raise StyleTransferError(
             "--resume needs the settings and inputs of the interrupted run, but these differ: "
             + ", ".join(changed)
-            + "; use the old ones, or run without --resume to start over"
+            + "; use the old ones, or "
+            + start_over(directory)
         )
     return {**state, "checkpoint": latest, "step": _checkpoint_step(latest)}
 
