@@ -66,6 +66,7 @@ TENSORFLOW_FREE_MODULES = (
     "tf_nst.optimize.job",
     "tf_nst.networks",
     "tf_nst.networks.job",
+    "tf_nst.networks.photos",
     "tf_nst.run",
     "tf_nst.run.outputs",
     "tf_nst.run.checkpoints",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import os
 import pathlib
 import sys
@@ -142,14 +143,39 @@ def run_export(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _signals_stop_at_once(command):
+    """Runs `command` with a first signal stopping it at once, until `run_job` takes over.
+
+    Before the run starts there is nothing to save, and a long phase (a folder walk, TensorFlow
+    loading) must not keep a signal waiting: the signal's exit status, one line.
+    """
+
+    @functools.wraps(command)
+    def wrapped(arguments: argparse.Namespace) -> int:
+        from tf_nst.run.console import SignalHandler, StopNowError
+
+        with SignalHandler(at_once=True) as early:
+            try:
+                return command(arguments)
+            except StopNowError:
+                _print(
+                    f"tf-nst: {early.signal_name} received before the run started; nothing was "
+                    "saved"
+                )
+                return early.exit_status
+
+    return wrapped
+
+
+@_signals_stop_at_once
 def run_train(arguments: argparse.Namespace) -> int:
     """Checks the inputs and outputs, then trains a style network and exports the best one."""
     from tf_nst import run
     from tf_nst.features.backbones import validate_layer_choice
     from tf_nst.features.weights_file import check_weights_file
     from tf_nst.image import decoding
-    from tf_nst.networks import data
     from tf_nst.networks.job import TrainJob, check_own_model, train_resume_key
+    from tf_nst.networks.photos import find_photos, skipped_warnings
 
     config = from_arguments(TrainConfig, arguments)
     options = from_arguments(OutputOptions, arguments)
@@ -167,7 +193,7 @@ def run_train(arguments: argparse.Namespace) -> int:
     if not (options.resume and os.path.lexists(options.output)):
         _check_new_directory(options.output, "MODEL_DIR")
     styles = [decoding.load_image(path) for path in arguments.styles]
-    photo_paths = data.find_photos(photos)
+    photo_paths = find_photos(photos)
     key = train_resume_key(config, photo_paths, arguments.styles)
     plan = run.check_outputs(options, key)
     if options.resume:  # it replaces the network its interrupted run exported, and nothing else
@@ -194,12 +220,8 @@ def run_train(arguments: argparse.Namespace) -> int:
                 f"validation photos, {trainer.global_batch_size} per step over "
                 f"{strategy.num_replicas_in_sync} replica(s)"
             )
-            if trainer.photos.skipped:
-                console.warn(
-                    f"skipped {len(trainer.photos.skipped)} unreadable photo(s), e.g. "
-                    f"{printable(str(trainer.photos.skipped[0][0]))}: "
-                    f"{printable(str(trainer.photos.skipped[0][1]))}"
-                )
+            for line in skipped_warnings(trainer.photos):
+                console.warn(line)
             return TrainJob(trainer, styles, arguments.styles)
 
         outcome = run.run_job(build, options, key, plan=plan, console=console)
@@ -319,6 +341,8 @@ def import_tensorflow(verbose: bool) -> None:
         return
     import tempfile
 
+    from tf_nst.run.console import StopNowError
+
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
@@ -327,6 +351,8 @@ def import_tensorflow(verbose: bool) -> None:
             import tensorflow as tf
 
             tf.config.list_physical_devices()
+        except (KeyboardInterrupt, StopNowError):
+            raise  # a signal, not a failure of the import: its log says nothing
         except BaseException:
             os.dup2(saved, 2)
             captured.seek(0)

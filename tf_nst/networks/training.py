@@ -33,6 +33,7 @@ from tf_nst.losses import LossWeights, total_loss
 from tf_nst.networks import data
 from tf_nst.networks.distribute import make_strategy, replica_count
 from tf_nst.precision import resolve_precision
+from tf_nst.run.console import call_on_signal
 from tf_nst.sizes import check_style_sizes, floor_reason, minimum_working_side, style_long_side
 
 
@@ -224,11 +225,20 @@ class NetworkTrainer:
             raise StyleTransferError("no style image was given: pass at least one STYLE image")
         self.strategy = strategy or make_strategy(config.distribute)
         self.global_batch_size = config.batch_size * replica_count(self.strategy)
-        self.photos = data.scan_photos(photos, config.validation, self.global_batch_size)
+        layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
+        # A photo thinner than the layers' floor would be a blur with nothing to match, as for
+        # stylize's content image; it is skipped, not fatal.
+        self._minimum_photo_side = minimum_working_side(layers)
+        self.photos = data.scan_photos(
+            photos,
+            config.validation,
+            self.global_batch_size,
+            size=config.size,
+            minimum_side=self._minimum_photo_side,
+        )
         self.weights = config.loss_weights()
         self._blend = config.normalized_style_blend(len(styles))
         self.precision = resolve_precision(config.precision)
-        layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
         self._check_sizes(styles, layers)
         self.seed = (
             config.seed
@@ -387,71 +397,106 @@ class NetworkTrainer:
         (`stop_reason` says "time limit"), or at a non-finite loss (`stop_reason` says so; the
         best weights are those of the last finite validation). Breaking out of the loop is safe
         at any step.
+
+        It never waits for a batch forever: a signal (with a Python handler, as under
+        `tf_nst.run.SignalHandler`) reaches the main thread even while it waits inside the
+        `tf.data` pipeline, and ends the loop there, with no step taken for the pending batch
+        (the handler decides the rest: SignalHandler's first signal saves and stops, SIGINT's
+        default raises KeyboardInterrupt); and a pipeline in which every photo fails
+        (`PhotoLoader`) raises.
+
+        Raises:
+            StyleTransferError: If no training photo can be loaded any more (the photos were
+                emptied, deleted or moved during training); the state is that of the last step.
         """
         config = self.config
         self.stop_reason = None
         started = time.perf_counter()
         deadline = None if config.time_limit is None else started + config.time_limit
+        loader = data.PhotoLoader(len(self.photos.training), config.size, self._minimum_photo_side)
         dataset = data.training_dataset(
             self.photos.training,
             config.size,
             self.global_batch_size,
             self.seed,
             start_step=self.step,
+            loader=loader,
         )
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
         try:
-            while self.step < config.steps:
-                step_started = time.perf_counter()
-                loss, terms = self._train_step(next(iterator), self.style_gram_targets)
-                loss = float(loss)
-                seconds = time.perf_counter() - step_started
-                self.step += 1
-                self._step_variable.assign(self.step)
-                finite = math.isfinite(loss)
-                if not finite:
-                    self.stop_reason = f"non-finite loss at step {self.step}"
-                out_of_time = deadline is not None and time.perf_counter() >= deadline
-                validation_loss = stylized = None
-                if (
-                    finite
-                    and len(self.photos.validation)
-                    and (
-                        self.step % config.validation_every == 0
-                        or self.step == config.steps
-                        or out_of_time
+            with call_on_signal(loader.stop):
+                while self.step < config.steps:
+                    step_started = time.perf_counter()
+                    batch = self._next_batch(iterator, loader)
+                    if batch is None:
+                        return
+                    loss, terms = self._train_step(batch, self.style_gram_targets)
+                    loss = float(loss)
+                    seconds = time.perf_counter() - step_started
+                    self.step += 1
+                    self._step_variable.assign(self.step)
+                    finite = math.isfinite(loss)
+                    if not finite:
+                        self.stop_reason = f"non-finite loss at step {self.step}"
+                    out_of_time = deadline is not None and time.perf_counter() >= deadline
+                    validation_loss = stylized = None
+                    if (
+                        finite
+                        and len(self.photos.validation)
+                        and (
+                            self.step % config.validation_every == 0
+                            or self.step == config.steps
+                            or out_of_time
+                        )
+                    ):
+                        validation_loss, stylized = self.validate()
+                        if validation_loss < self.best_loss:
+                            self.best_loss = validation_loss
+                            self._best_loss_variable.assign(validation_loss)
+                            for best, weight in zip(
+                                self._best_weights, self.model.weights, strict=True
+                            ):
+                                best.assign(weight)
+                    yield TrainStepResult(
+                        step=self.step,
+                        total_steps=config.steps,
+                        loss=loss,
+                        terms={name: float(value) for name, value in terms.items()},
+                        validation_loss=validation_loss,
+                        best_loss=self.best_loss,
+                        validation_images=stylized,
+                        images_per_second=self.global_batch_size / seconds,
+                        learning_rate=float(keras.ops.convert_to_numpy(self._learning_rate())),
+                        elapsed_seconds=time.perf_counter() - started,
+                        progress=self.step / config.steps,
                     )
-                ):
-                    validation_loss, stylized = self.validate()
-                    if validation_loss < self.best_loss:
-                        self.best_loss = validation_loss
-                        self._best_loss_variable.assign(validation_loss)
-                        for best, weight in zip(
-                            self._best_weights, self.model.weights, strict=True
-                        ):
-                            best.assign(weight)
-                yield TrainStepResult(
-                    step=self.step,
-                    total_steps=config.steps,
-                    loss=loss,
-                    terms={name: float(value) for name, value in terms.items()},
-                    validation_loss=validation_loss,
-                    best_loss=self.best_loss,
-                    validation_images=stylized,
-                    images_per_second=self.global_batch_size / seconds,
-                    learning_rate=float(keras.ops.convert_to_numpy(self._learning_rate())),
-                    elapsed_seconds=time.perf_counter() - started,
-                    progress=self.step / config.steps,
-                )
-                if self.stop_reason:
-                    return
-                if deadline is not None and time.perf_counter() >= deadline:
-                    self.stop_reason = "time limit"
-                    return
+                    if self.stop_reason:
+                        return
+                    if deadline is not None and time.perf_counter() >= deadline:
+                        self.stop_reason = "time limit"
+                        return
         finally:
             # Drops the pipeline's threads now: a tf.data iterator over numpy_function left to
             # interpreter shutdown can hang the exit.
             del iterator
+
+    def _next_batch(self, iterator, loader):
+        """The next batch, or None if a signal stopped the pipeline (the caller's handler has it).
+
+        Raises:
+            StyleTransferError: If the pipeline gave up because no photo can be loaded any more.
+        """
+        try:
+            return next(iterator)
+        except tf.errors.OpError:
+            if loader.failure is not None:
+                raise StyleTransferError(
+                    f"training stopped after step {self.step}: {loader.failure}; the photos "
+                    "changed or went away during training: restore them"
+                ) from None
+            if loader.stopped:
+                return None
+            raise
 
     def _learning_rate(self):
         optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)

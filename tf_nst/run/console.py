@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 
 SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
@@ -24,18 +25,32 @@ class SecondSignalError(BaseException):
     """
 
 
+class StopNowError(BaseException):
+    """Raised in the main thread by the first signal while there is nothing to save: stop now.
+
+    A BaseException for the same reason as `SecondSignalError`.
+    """
+
+
 class SignalHandler:
     """Turns the first SIGINT/SIGTERM/SIGHUP into a request to stop, the second into exit.
 
     The first signal only sets `signal_name`; the loop stops after the current step and the
     caller saves. The second raises `SecondSignalError` wherever the main thread is, and from
     then on further signals are ignored so that the clean-up cannot itself be cut short.
+    While `at_once` is true (before a run has anything to save: walking the photos, building the
+    networks), the first signal sets `signal_name` and raises `StopNowError` at once instead, so
+    that no phase of any length keeps a signal waiting.
     Outside the main thread (where Python cannot install handlers) it does nothing.
+
+    Args:
+        at_once: The initial `at_once`.
     """
 
-    def __init__(self):
+    def __init__(self, at_once: bool = False):
         self.signal_name: str | None = None
         self.exit_status = 0
+        self.at_once = at_once
         self._previous = {}
 
     def __enter__(self) -> SignalHandler:
@@ -56,6 +71,60 @@ class SignalHandler:
             raise SecondSignalError
         self.exit_status = 128 + number
         self.signal_name = signal.Signals(number).name
+        if self.at_once:
+            raise StopNowError
+
+
+@contextlib.contextmanager
+def call_on_signal(callback: Callable[[], None]) -> Iterator[None]:
+    """Calls `callback()` from a thread as soon as a signal arrives, even mid-TensorFlow.
+
+    The signal's own handler then runs as usual, once the main thread is back in Python.
+
+    Python runs a signal's handler in the main thread only, between two bytecodes: while the
+    main thread waits inside TensorFlow (`next(iterator)` on a `tf.data` pipeline, say), no
+    handler can run, whatever it would do. The C-level handler, though, writes the signal's
+    number to the wakeup file descriptor at once (`signal.set_wakeup_fd`); a thread reading it
+    calls `callback`, which must make the native wait end (the photo loader raises inside the
+    pipeline, so `next` returns with an error), and the main thread then runs the handler.
+
+    Only signals that have a Python handler are seen (SIGINT by default; SIGTERM and SIGHUP under
+    `SignalHandler`). A wakeup descriptor set before (asyncio's) still gets every signal, and is
+    restored afterwards. Outside the main thread it does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)  # the C handler must never block
+    previous = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while True:
+            try:
+                numbers = os.read(read_end, 64)
+            except OSError:
+                return
+            if not numbers:  # the write end was closed: done
+                return
+            if previous != -1:
+                with contextlib.suppress(OSError):
+                    os.write(previous, numbers)
+            callback()
+
+    watcher = threading.Thread(target=watch, name="tf-nst signal watcher", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.set_wakeup_fd(previous)
+            os.close(write_end)
+            watcher.join(timeout=5)
+            if not watcher.is_alive():
+                os.close(read_end)
+        # Else (a generator finished in another thread) the descriptor cannot be restored from
+        # here, so the pipe and its watcher stay: closing them could hand the number on.
 
 
 class Console:

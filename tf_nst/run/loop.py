@@ -17,7 +17,7 @@ from collections.abc import Callable
 from tf_nst.config import OutputOptions
 from tf_nst.errors import StyleTransferError
 from tf_nst.run.checkpoints import Checkpoints
-from tf_nst.run.console import Console, SecondSignalError, SignalHandler
+from tf_nst.run.console import Console, SecondSignalError, SignalHandler, StopNowError
 from tf_nst.run.job import Job
 from tf_nst.run.outputs import OutputPlan, ResumeKey, check_outputs, intermediate_name
 from tf_nst.text import one_line, printable
@@ -139,9 +139,11 @@ def run_job(
 
     This is what `tf-nst stylize` and `tf-nst train` do with their files, for any Python
     caller: the paths are checked first (`check_outputs`), SIGINT, SIGTERM and SIGHUP are
-    handled from before the job is built (the first saves the best result and a checkpoint, a
+    handled from before the job is built (while it is built and restored there is nothing to
+    save, and a signal stops at once; then the first saves the best result and a checkpoint, a
     second stops at once without a partial file), a `--resume` restores the checkpoint beside
-    the output, and the final line is printed (a success only when `options.quiet` is off).
+    the output, and the final line is printed (a success only when `options.quiet` is off). An
+    error that stops the steps keeps a checkpoint too, beside the best result.
 
     Example:
         >>> job = OptimizationJob(content, [style], StyleConfig(size=256, steps=100))
@@ -178,14 +180,18 @@ def run_job(
     if console is None:
         time_limit = getattr(getattr(job, "config", None), "time_limit", None)
         console = Console(quiet=options.quiet, time_limit=time_limit)
-    with SignalHandler() as interrupts:
+    # Until the job is built and restored there is nothing to save: a signal stops at once.
+    with SignalHandler(at_once=True) as interrupts:
         try:
             if not hasattr(job, "steps"):
                 job = job()
             job.run_id = plan.run_id
             if plan.resume_state:
                 job.restore(plan.resume_state["checkpoint"])
+            interrupts.at_once = False
             outcome = _drive(_Run(job, plan, options, key, console, interrupts))
+        except StopNowError:
+            outcome = _nothing_saved(interrupts, "before the first step")
         except SecondSignalError:
             outcome = Outcome(
                 interrupts.exit_status,
@@ -211,6 +217,7 @@ class _Run:
     tensorboard: SideOutput | None = None
     checkpoint_warned: bool = False
     saved: bool = False  # whether this run wrote its result to the output
+    failed: bool = False  # an error stopped the steps: keep a checkpoint to resume from
 
 
 def _drive(run: _Run) -> Outcome:
@@ -266,12 +273,20 @@ def _drive(run: _Run) -> Outcome:
         except Exception as error:  # noqa: BLE001 - saved below, then re-raised
             failure = error
         run.checkpoint_warned = periodic.failed
+        run.failed = failure is not None
         outcome = _finish(run)
         if failure is not None:
             if job.has_result() and outcome.status in (0, 1):
+                kept = _kept_checkpoint(run)
+                kept = (
+                    f"; {kept}: fix the error below, then continue with the same command plus "
+                    "--resume"
+                    if kept
+                    else ""
+                )
                 console.final(
                     f"tf-nst: an error stopped the run after {job.step} steps; its best result "
-                    f"so far was saved to {plan.output}"
+                    f"so far was saved to {plan.output}{kept}"
                 )
             raise failure
         return outcome
@@ -332,7 +347,7 @@ def _finish(run: _Run) -> Outcome:
     tensorboard(lambda: log.open().end(status, job.step))
     tensorboard(lambda: log.open().flush())
     interrupted = interrupts.signal_name is not None
-    if run.saved and not interrupted:
+    if run.saved and not interrupted and not run.failed:
         checkpoints.remove()  # the result is saved: nothing is left to resume
     else:
         checkpoint()
