@@ -277,13 +277,12 @@ def _drive(run: _Run) -> Outcome:
         outcome = _finish(run)
         if failure is not None:
             if job.has_result() and outcome.status in (0, 1):
-                kept = _kept_checkpoint(run)
-                kept = (
-                    f"; {kept}: fix the error below, then continue with the same command plus "
-                    "--resume"
-                    if kept
-                    else ""
-                )
+                resume = "fix the error below, then continue with the same command plus --resume"
+                if run.checkpoints.kept_step == job.step:
+                    kept = f" and a checkpoint to {run.checkpoints.directory}: {resume}"
+                else:
+                    older = _kept_checkpoint(run)
+                    kept = f"; {older}: {resume}" if older else ""
                 console.final(
                     f"tf-nst: an error stopped the run after {job.step} steps; its best result "
                     f"so far was saved to {plan.output}{kept}"
