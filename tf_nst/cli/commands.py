@@ -153,7 +153,6 @@ def run_train(arguments: argparse.Namespace) -> int:
     from tf_nst.features.backbones import validate_layer_choice
     from tf_nst.features.weights_file import check_weights_file
     from tf_nst.image import decoding
-    from tf_nst.networks import data
     from tf_nst.networks.job import TrainJob, is_stylizer, train_resume_key
     from tf_nst.networks.memory import check_train_fits
     from tf_nst.sizes import style_long_side
@@ -176,6 +175,8 @@ def run_train(arguments: argparse.Namespace) -> int:
     check_train_fits(config, [decoding.read_image_info(path) for path in arguments.styles])
     style_side = style_long_side(config.size, config.style_scale)
     styles = [decoding.load_image(path, long_side=style_side) for path in arguments.styles]
+    from tf_nst.networks import data  # imports TensorFlow
+
     photo_paths = data.find_photos(photos)
     key = train_resume_key(config, photo_paths, arguments.styles)
     plan = run.check_outputs(options, key)
