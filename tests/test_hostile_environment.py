@@ -428,6 +428,16 @@ def test_damaged_stylizer_metadata_is_one_line_asking_to_re_export(
     assert not (tmp_path / "out.png").exists()
 
 
+def test_a_stylizer_from_a_newer_tf_nst_asks_for_an_upgrade(exported, photo, tmp_path, cli):
+    newer = _damaged(exported, tmp_path, lambda metadata: metadata.update(format_version=99))
+    status, lines = cli("apply", newer, photo, "-o", tmp_path / "out.png", "--quiet")
+    assert status == 2, lines
+    assert lines == [
+        f"tf-nst: error: stylizer {newer} was exported by a newer tf_nst (format version 99; "
+        "this one reads up to 1): upgrade tf_nst"
+    ]
+
+
 def test_an_fp32_only_stylizer_applies_with_auto_on_bf16_hardware(
     exported, photo, tmp_path, cli, monkeypatch
 ):

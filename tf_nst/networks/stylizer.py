@@ -149,19 +149,15 @@ MAX_STYLIZER_WIDTH = 2048
 def metadata_problem(metadata: dict) -> str | None:
     """Says what is wrong with a stylizer's metadata (`tf_nst_stylizer.json`), or None.
 
-    It checks what loading and applying rely on: the format version, `width` (a whole number
-    from 1 to `MAX_STYLIZER_WIDTH`), `precisions` (known names, with fp32, each once) and
+    It checks what loading and applying rely on: the format version (a whole number; a newer
+    one than this tf_nst reads is the caller's to refuse), `width` (a whole number from 1 to
+    `MAX_STYLIZER_WIDTH`), `precisions` (known names, with fp32, each once) and
     `statistics_layers` (one [name, channels] pair per instance norm, as the network of that
     width has them), and that `training` is a mapping.
     """
     version = metadata.get("format_version")
     if type(version) is not int or version < 1:
         return f"format_version is {_shown(version)}, not a version number"
-    if version > STYLIZER_FORMAT_VERSION:
-        return (
-            f"format_version {version} is newer than the {STYLIZER_FORMAT_VERSION} this tf_nst "
-            "reads; upgrade tf_nst"
-        )
     width = metadata.get("width")
     if type(width) is not int or not 1 <= width <= MAX_STYLIZER_WIDTH:
         return f"width is {_shown(width)}, not a whole number from 1 to {MAX_STYLIZER_WIDTH}"
@@ -238,6 +234,12 @@ def load_stylizer(path: str | os.PathLike, precision: str = "fp32") -> StyleNetw
         ) from None
     if not isinstance(metadata, dict) or metadata.get("format") != STYLIZER_FORMAT:
         raise StyleTransferError(f"{label} is not a tf_nst stylizer (unknown metadata): {hint}")
+    version = metadata.get("format_version")
+    if type(version) is int and version > STYLIZER_FORMAT_VERSION:
+        raise StyleTransferError(
+            f"stylizer {label} was exported by a newer tf_nst (format version {version}; this "
+            f"one reads up to {STYLIZER_FORMAT_VERSION}): upgrade tf_nst"
+        )
     problem = metadata_problem(metadata)
     if problem:
         raise StyleTransferError(
