@@ -96,6 +96,7 @@ def _shape(info) -> tuple[int, int]:
 def run_export(arguments: argparse.Namespace) -> int:
     """Builds the extractor and writes it as a SavedModel; a signal lets it finish first."""
     from tf_nst import run
+    from tf_nst.features.backbones import check_distinct, validate_layers
 
     config = from_arguments(StyleConfig, arguments, defaults={"precision": "fp32"})
     output = pathlib.Path(os.path.abspath(arguments.output_directory))
@@ -107,16 +108,17 @@ def run_export(arguments: argparse.Namespace) -> int:
     _check_parent_directory(output, label, "OUT_DIR")
     if len(os.fsencode(output.name)) > 200:
         raise StyleTransferError(f"OUT_DIR name {label[:40]}... is too long: choose a shorter one")
+    layers = validate_layers(config.backbone, split_list(arguments.layers, str, "layers"))
+    if not layers:
+        raise StyleTransferError("--layers is empty: name at least one layer")
+    check_distinct(layers, "--layers")
     import_tensorflow(verbose=arguments.debug)
     import tensorflow as tf
 
     from tf_nst.features.export import export_feature_extractor
-    from tf_nst.features.extractor import build_feature_extractor, validate_layers
+    from tf_nst.features.extractor import build_feature_extractor
     from tf_nst.precision import resolve_precision
 
-    layers = validate_layers(config.backbone, split_list(arguments.layers, str, "layers"))
-    if not layers:
-        raise StyleTransferError("--layers is empty: name at least one layer")
     with run.SignalHandler() as interrupts:
         try:
             extractor = build_feature_extractor(
@@ -175,7 +177,9 @@ def run_train(arguments: argparse.Namespace) -> int:
     from tf_nst.features.weights_file import check_weights_file
     from tf_nst.image import decoding
     from tf_nst.networks.job import TrainJob, check_own_model, train_resume_key
+    from tf_nst.networks.memory import check_train_fits
     from tf_nst.networks.photos import find_photos, skipped_warnings
+    from tf_nst.sizes import style_long_side
 
     config = from_arguments(TrainConfig, arguments)
     options = from_arguments(OutputOptions, arguments)
@@ -192,7 +196,11 @@ def run_train(arguments: argparse.Namespace) -> int:
         run.check_no_checkpoint(options.output)
     if not (options.resume and os.path.lexists(options.output)):
         _check_new_directory(options.output, "MODEL_DIR")
-    styles = [decoding.load_image(path) for path in arguments.styles]
+    # The sizes, widths and style scale are checked against the memory before TensorFlow
+    # allocates anything, and the styles are decoded at the size the loss sees them.
+    check_train_fits(config, [decoding.read_image_info(path) for path in arguments.styles])
+    style_side = style_long_side(config.size, config.style_scale)
+    styles = [decoding.load_image(path, long_side=style_side) for path in arguments.styles]
     photo_paths = find_photos(photos)
     key = train_resume_key(config, photo_paths, arguments.styles)
     plan = run.check_outputs(options, key)
@@ -286,11 +294,11 @@ def run_apply(arguments: argparse.Namespace) -> int:
     import_tensorflow(verbose=arguments.debug)
     from tf_nst.networks.apply import apply_to_files
     from tf_nst.networks.stylizer import load_stylizer
-    from tf_nst.precision import resolve_precision
 
     console = run.Console(quiet=arguments.quiet)
-    precision = resolve_precision(config.precision)
-    stylizer = load_stylizer(arguments.model, precision=_exported(precision))
+    # "auto" goes to load_stylizer as it is: there it falls back to fp32 when the export lacks
+    # the precision the hardware prefers.
+    stylizer = load_stylizer(arguments.model, precision=config.precision)
 
     class _StopError(Exception):
         pass
@@ -323,11 +331,6 @@ def run_apply(arguments: argparse.Namespace) -> int:
     else:
         console.note(summary)
     return result.exit_status
-
-
-def _exported(precision: str) -> str:
-    # A stylizer exports fp32 and bf16; fp16 hardware gets fp32.
-    return precision if precision in ("fp32", "bf16") else "fp32"
 
 
 def import_tensorflow(verbose: bool) -> None:

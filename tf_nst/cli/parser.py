@@ -131,8 +131,36 @@ def build_parser() -> argparse.ArgumentParser:
 # --- main -----------------------------------------------------------------------------------------
 
 
+def restore_standard_streams() -> None:
+    """Points closed descriptors 0, 1 and 2 at /dev/null, and rebuilds `sys.stdin` and the rest.
+
+    A daemon, a cron job or a launcher may start a program with `2>&-` or `>&-`. Python then sets
+    `sys.stderr` (or `sys.stdout`) to None, which breaks every write to it; worse, the next file
+    the process opens takes the free number, so that whatever writes to "standard error"
+    (TensorFlow's C++ log, say) would land in that file, an image or a checkpoint. Run before
+    anything opens a file, this gives each closed number a harmless target, so that no file can
+    take it, and the run goes on as it does with a closed terminal.
+    """
+    for number, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(number)
+        except OSError:
+            # The lowest free number is this one: the lower ones are open, or were just opened.
+            target = os.open(os.devnull, os.O_RDWR)
+            if target != number:
+                os.dup2(target, number)
+                os.close(target)
+            os.set_inheritable(number, True)  # a standard descriptor, as a child expects it
+        if getattr(sys, name) is None:
+            stream = open(  # noqa: SIM115 - it lives as long as the process, as sys.stderr does
+                number, mode, buffering=1, errors="backslashreplace", closefd=False
+            )
+            setattr(sys, name, stream)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Runs the `tf-nst` command line and returns its exit status (see the module docstring)."""
+    restore_standard_streams()
     arguments = build_parser().parse_args(argv)
     from tf_nst.run import SecondSignalError
 

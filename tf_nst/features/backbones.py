@@ -72,9 +72,11 @@ def check_distinct(layers: Sequence[str], option: str) -> None:
     """
     repeated = sorted({name for name in layers if list(layers).count(name) > 1})
     if repeated:
+        # A loss's layers have weights to point to; an export's layers (--layers) have none.
+        loss = "style" in option or "content" in option
+        weights = " (`style_layer_weights` sets a style layer's weight)" if loss else ""
         raise StyleTransferError(
-            f"{option} names {', '.join(repeated)} more than once: list each layer once "
-            "(`style_layer_weights` sets a style layer's weight)"
+            f"{option} names {', '.join(repeated)} more than once: list each layer once{weights}"
         )
 
 

@@ -70,18 +70,25 @@ def check_output_path(
     output = pathlib.Path(path)
     suffix = output.suffix.lower()
     known = ", ".join(OUTPUT_EXTENSIONS)
+    # Folders first: "out/" and "." name folders, which have no extension to complain about.
+    # os.path.isdir, not Path.is_dir: on Python 3.11 the latter raises ENAMETOOLONG for a name
+    # over 255 bytes, which `tf_nst.run.check_outputs` then refuses with a proper message.
+    folder = label.rstrip("/" + os.sep) or label
+    if os.path.isdir(output):
+        raise StyleTransferError(
+            f"output path {label} is a directory: give a file name such as {folder}/output.png"
+        )
+    if os.fspath(path).endswith(("/", os.sep)):
+        raise StyleTransferError(
+            f"output path {label} ends with / and so names a folder, but the output is one image "
+            f"file: give a file name such as {folder}/output.png"
+        )
     if not suffix:
         raise StyleTransferError(f"output path {label} has no file extension: end it with {known}")
     if suffix not in OUTPUT_EXTENSIONS:
         raise StyleTransferError(
             f"output path {label} has the unknown extension {printable(suffix)}: "
             f"use one of {known}"
-        )
-    # os.path.isdir, not Path.is_dir: on Python 3.11 the latter raises ENAMETOOLONG for a name
-    # over 255 bytes, which `tf_nst.run.check_outputs` then refuses with a proper message.
-    if os.path.isdir(output):
-        raise StyleTransferError(
-            f"output path {label} is a directory: give a file name such as {label}/output.png"
         )
     parent = pathlib.Path(os.path.abspath(output)).parent
     parent_label = printable(str(parent))

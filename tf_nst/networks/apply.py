@@ -18,7 +18,7 @@ from tf_nst.config import ApplyConfig
 from tf_nst.errors import StyleTransferError
 from tf_nst.image import colors, decoding, writing
 from tf_nst.memory import available_bytes
-from tf_nst.networks.memory import MEMORY_FRACTION, estimate_apply_bytes
+from tf_nst.networks.memory import MEMORY_FRACTION, estimate_apply_bytes, plan_photo
 from tf_nst.networks.stylizer import StyleNetwork, load_stylizer
 from tf_nst.text import printable
 
@@ -93,16 +93,20 @@ def plan_outputs(
 ) -> list[tuple[pathlib.Path, pathlib.Path]]:
     """Pairs every input image with its output path, and checks that none overwrites an input.
 
-    One input file gives `output` as a file; anything else (several inputs, or a folder) makes
-    `output` a folder, created if missing, holding one file per input named after it.
+    One input file gives `output` as a file, unless `output` is a folder or ends with "/";
+    anything else (several inputs, or a folder) makes `output` a folder, created if missing,
+    holding one file per input named after it.
 
     Raises:
         StyleTransferError: If an input is missing, two inputs would write the same output, an
             output would overwrite an input, or the output cannot be written.
     """
     listed = list_inputs(inputs)
+    # A trailing slash says "a folder", as it does to cp and rsync, whether or not it exists yet.
+    folder_named = os.fspath(output).endswith(("/", os.sep))
     output = pathlib.Path(output)
-    if len(inputs) == 1 and len(listed) == 1 and not pathlib.Path(inputs[0]).is_dir():
+    one_file = len(inputs) == 1 and len(listed) == 1 and not pathlib.Path(inputs[0]).is_dir()
+    if one_file and not folder_named:
         if output.is_dir():
             output = output / _output_name(listed[0][1])
         # The extension, the parent folder and the inputs are checked before anything runs.
@@ -110,9 +114,12 @@ def plan_outputs(
         pairs = [(listed[0][0], output)]
     else:
         if output.exists() and not output.is_dir():
+            label = printable(os.fspath(output))
             raise StyleTransferError(
-                f"output {printable(os.fspath(output))} is a file, but several images "
-                "need an output folder: pass a folder with -o"
+                f"output {label}/ names a folder, but {label} is a file: pass a folder with -o"
+                if one_file
+                else f"output {label} is a file, but several images need an output folder: "
+                "pass a folder with -o"
             )
         pairs = [(source, output / _output_name(relative)) for source, relative in listed]
     seen = {}
@@ -152,8 +159,11 @@ def apply_to_files(
     before anything runs. `config` holds the rest (`ApplyConfig`: size, batch size, colours,
     precision).
 
-    An image too large for the memory available is stylized in tiles (`StyleNetwork.stylize_image`).
-    A file that cannot be read or written is reported in the result and skipped; the others go on.
+    Each image is decoded reduced to `config.size` and planned from its header first
+    (`tf_nst.networks.memory.plan_photo`); one too large for the memory available is stylized in
+    tiles (`StyleNetwork.stylize_image`), and one that cannot fit even so is refused. A file
+    that cannot be read, planned or written is reported in the result and skipped; the others go
+    on. A single input that cannot be read or planned stops the run instead.
 
     Args:
         stylizer: A `StyleNetwork`, used at the precision it was loaded with, or the path of one,
@@ -168,7 +178,8 @@ def apply_to_files(
 
     Raises:
         StyleTransferError: For a problem that stops the whole run (a missing input, a stylizer
-            that does not load, an output that would overwrite an input).
+            that does not load, an output that would overwrite an input, an output folder that
+            cannot be created, or a single input that cannot be read or stylized).
     """
     started = time.perf_counter()
     config = config or ApplyConfig()
@@ -177,31 +188,26 @@ def apply_to_files(
     pairs = plan_outputs(inputs, output)
     if not isinstance(stylizer, StyleNetwork):
         stylizer = load_stylizer(stylizer, config.precision)
-    for target in {target.parent for _, target in pairs}:
-        try:
-            target.mkdir(parents=True, exist_ok=True)
-        except OSError as error:
-            raise StyleTransferError(
-                f"cannot create the output folder {printable(str(target))} "
-                f"({error.strerror or error}): choose a writable output"
-            ) from None
 
     result = ApplyResult()
     done = 0
+    folders = set()
     for start in range(0, len(pairs), config.batch_size):
         loaded = []
         for source, target in pairs[start : start + config.batch_size]:
             try:
-                photo = decoding.load_image(source)
-                if config.size is not None:
-                    photo = decoding.resize_to_long_side(photo, config.size)
-                loaded.append((source, target, photo))
+                loaded.append((source, target, _load_photo(source, config, stylizer)))
             except StyleTransferError as error:
+                if len(pairs) == 1:
+                    raise  # the only input: nothing else can go on, and nothing was written
                 result.failed.append((os.fspath(source), str(error)))
                 done += 1
                 if progress is not None:
                     progress(done, len(pairs), os.fspath(source), None)
         for source, target, photo, stylized in _stylize_group(stylizer, loaded):
+            if target.parent not in folders:  # created on first use, so a failed run makes none
+                _create_folder(target.parent)
+                folders.add(target.parent)
             try:
                 stylized = colors.keep_colors(stylized, photo, config.preserve_colors)
                 writing.save_image(stylized, target)
@@ -215,6 +221,27 @@ def apply_to_files(
                 progress(done, len(pairs), os.fspath(source), written)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _load_photo(source: pathlib.Path, config: ApplyConfig, stylizer: StyleNetwork) -> np.ndarray:
+    """Decodes one photo at the size the run needs, once its plan says that it fits."""
+    info = decoding.read_image_info(source)
+    label = printable(os.fspath(source))
+    plan_photo(info, config.size, stylizer.width, stylizer.precision, label=label)
+    photo = decoding.load_image(source, long_side=config.size)
+    if config.size is not None and max(photo.shape[:2]) != config.size:
+        photo = decoding.resize_to_long_side(photo, config.size)  # scaling a small photo up
+    return photo
+
+
+def _create_folder(folder: pathlib.Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StyleTransferError(
+            f"cannot create the output folder {printable(str(folder))} "
+            f"({error.strerror or error}): choose a writable output"
+        ) from None
 
 
 def _stylize_group(stylizer: StyleNetwork, loaded):

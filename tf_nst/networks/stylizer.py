@@ -16,10 +16,16 @@ import numpy as np
 import tensorflow as tf
 
 from tf_nst.errors import StyleTransferError
-from tf_nst.networks.export import STYLIZER_FORMAT, STYLIZER_METADATA, stylizer_signature_names
+from tf_nst.networks.architecture import convolutions
+from tf_nst.networks.export import (
+    STYLIZER_FORMAT,
+    STYLIZER_FORMAT_VERSION,
+    STYLIZER_METADATA,
+    stylizer_signature_names,
+)
 from tf_nst.networks.memory import choose_tile_size, largest_fitting_side
 from tf_nst.networks.tiling import stylize_tiled
-from tf_nst.precision import resolve_precision
+from tf_nst.precision import PRECISION_POLICIES, resolve_precision
 from tf_nst.text import printable
 
 
@@ -157,6 +163,64 @@ def _not_a_stylizer(directory: pathlib.Path) -> str:
     return f"is a SavedModel without {STYLIZER_METADATA}, not a tf_nst stylizer"
 
 
+# The widest network a stylizer may declare: a wider one would have more weights than any machine
+# trains, so a larger number is damage, not a network.
+MAX_STYLIZER_WIDTH = 2048
+
+
+def metadata_problem(metadata: dict) -> str | None:
+    """Says what is wrong with a stylizer's metadata (`tf_nst_stylizer.json`), or None.
+
+    It checks what loading and applying rely on: the format version (a whole number; a newer
+    one than this tf_nst reads is the caller's to refuse), `width` (a whole number from 1 to
+    `MAX_STYLIZER_WIDTH`), `precisions` (known names, with fp32, each once) and
+    `statistics_layers` (one [name, channels] pair per instance norm, as the network of that
+    width has them), and that `training` is a mapping.
+    """
+    version = metadata.get("format_version")
+    if type(version) is not int or version < 1:
+        return f"format_version is {_shown(version)}, not a version number"
+    width = metadata.get("width")
+    if type(width) is not int or not 1 <= width <= MAX_STYLIZER_WIDTH:
+        return f"width is {_shown(width)}, not a whole number from 1 to {MAX_STYLIZER_WIDTH}"
+    precisions = metadata.get("precisions")
+    if (
+        not isinstance(precisions, list)
+        or not all(isinstance(name, str) and name in PRECISION_POLICIES for name in precisions)
+        or "fp32" not in precisions
+        or len(set(precisions)) != len(precisions)
+    ):
+        return (
+            f"precisions is {_shown(precisions)}, not a list of distinct names among "
+            f"{', '.join(PRECISION_POLICIES)} with fp32"
+        )
+    layers = metadata.get("statistics_layers")
+    expected = [outputs for _, _, outputs, _ in convolutions(width)[:-1]]
+    if (
+        not isinstance(layers, list)
+        or not all(
+            isinstance(pair, list)
+            and len(pair) == 2
+            and isinstance(pair[0], str)
+            and type(pair[1]) is int
+            for pair in layers
+        )
+        or [channels for _, channels in layers] != expected
+    ):
+        return (
+            f"statistics_layers is {_shown(layers)}, not the {len(expected)} [name, channels] "
+            f"pairs of a width-{width} network"
+        )
+    if not isinstance(metadata.get("training", {}), dict):
+        return f"training is {_shown(metadata.get('training'))}, not a mapping"
+    return None
+
+
+def _shown(value) -> str:
+    text = "missing" if value is None else repr(value)
+    return printable(text if len(text) <= 60 else text[:57] + "...")
+
+
 def load_stylizer(path: str | os.PathLike, precision: str = "fp32") -> StyleNetwork:
     """Loads a stylizer written by `tf_nst.networks.export.export_stylizer`.
 
@@ -190,6 +254,18 @@ def load_stylizer(path: str | os.PathLike, precision: str = "fp32") -> StyleNetw
         ) from None
     if not isinstance(metadata, dict) or metadata.get("format") != STYLIZER_FORMAT:
         raise StyleTransferError(f"{label} is not a tf_nst stylizer (unknown metadata): {hint}")
+    version = metadata.get("format_version")
+    if type(version) is int and version > STYLIZER_FORMAT_VERSION:
+        raise StyleTransferError(
+            f"stylizer {label} was exported by a newer tf_nst (format version {version}; this "
+            f"one reads up to {STYLIZER_FORMAT_VERSION}): upgrade tf_nst"
+        )
+    problem = metadata_problem(metadata)
+    if problem:
+        raise StyleTransferError(
+            f"the metadata of stylizer {label} is damaged ({problem}): re-export it (train it "
+            "again, or restore its folder from a copy)"
+        )
     precision = _available_precision(precision, metadata, label)
     try:
         saved_model = tf.saved_model.load(os.fspath(directory))
@@ -198,6 +274,16 @@ def load_stylizer(path: str | os.PathLike, precision: str = "fp32") -> StyleNetw
         raise StyleTransferError(
             f"stylizer {label} cannot be loaded ({first_line}): re-export it"
         ) from None
+    missing = [
+        name
+        for name in stylizer_signature_names(precision).values()
+        if name not in saved_model.signatures
+    ]
+    if missing:
+        raise StyleTransferError(
+            f"stylizer {label} lacks the signatures {', '.join(missing)} its metadata lists: "
+            "re-export it"
+        )
     serving = saved_model.signatures.get("serving_default")
     if (
         serving is None

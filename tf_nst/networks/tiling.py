@@ -30,7 +30,7 @@ import numpy as np
 
 from tf_nst.errors import StyleTransferError
 from tf_nst.image import decoding
-from tf_nst.networks.transform import SIZE_MULTIPLE
+from tf_nst.networks.architecture import SIZE_MULTIPLE
 
 # Receptive-field radius of the network, rounded up to a multiple of 4: 4 (9x9 output) + 1
 # (3x3 at full size) + 2 x 3 (3x3 at half size, upsampled) + 4 x 13 (ten 3x3 residual

@@ -32,9 +32,10 @@ from tf_nst.features.targets import style_gram_targets
 from tf_nst.losses import LossWeights, total_loss
 from tf_nst.networks import data
 from tf_nst.networks.distribute import make_strategy, replica_count
+from tf_nst.networks.memory import check_train_sizes
 from tf_nst.precision import resolve_precision
 from tf_nst.run.console import call_on_signal
-from tf_nst.sizes import check_style_sizes, floor_reason, minimum_working_side, style_long_side
+from tf_nst.sizes import minimum_working_side, style_long_side
 
 
 @dataclasses.dataclass(frozen=True)
@@ -239,7 +240,7 @@ class NetworkTrainer:
         self.weights = config.loss_weights()
         self._blend = config.normalized_style_blend(len(styles))
         self.precision = resolve_precision(config.precision)
-        self._check_sizes(styles, layers)
+        self._check_sizes(styles)
         self.seed = (
             config.seed
             if config.seed is not None
@@ -321,17 +322,8 @@ class NetworkTrainer:
 
         return build_transform_network(self.config.width, self.precision)
 
-    def _check_sizes(self, styles, layers) -> None:
-        minimum = minimum_working_side(layers)
-        if self.config.size < minimum:
-            raise StyleTransferError(
-                f"`size` {self.config.size} is below the {minimum} px {floor_reason(layers)} "
-                "needs: raise `size`"
-            )
-        side = self.style_side
-        check_style_sizes(
-            [np.shape(style) for style in styles], side, side, self.config.style_scale, layers
-        )
+    def _check_sizes(self, styles) -> None:
+        check_train_sizes(self.config, [np.shape(style) for style in styles])
 
     @property
     def style_side(self) -> int:

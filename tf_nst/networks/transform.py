@@ -35,14 +35,15 @@ import keras
 from keras import ops
 
 from tf_nst.errors import StyleTransferError
+from tf_nst.networks.architecture import (
+    MINIMUM_SIDE,
+    RESIDUAL_BLOCKS,
+    SIZE_MULTIPLE,
+    convolutions,
+    padded_side,
+)
 from tf_nst.precision import PRECISION_POLICIES
 
-RESIDUAL_BLOCKS = 5
-# The two stride-2 convolutions divide the size by 4.
-SIZE_MULTIPLE = 4
-# Reflection padding needs a side of at least 2 at quarter resolution (3x3 convolutions) and of
-# 5 at full resolution (9x9): padding to 8 covers both.
-MINIMUM_SIDE = 8
 INSTANCE_NORM_EPSILON = 1e-5
 
 
@@ -304,17 +305,8 @@ def count_flops(height: int, width: int, network_width: int = 32) -> int:
     Counts the convolutions only (2 operations per multiply-add); the normalisations, ReLUs and
     padding add under 1%. Sizes are those after `PadToMultiple`.
     """
-    height = max(MINIMUM_SIDE, -(-height // SIZE_MULTIPLE) * SIZE_MULTIPLE)
-    width = max(MINIMUM_SIDE, -(-width // SIZE_MULTIPLE) * SIZE_MULTIPLE)
-    channels = (network_width, 2 * network_width, 4 * network_width)
-    full, half, quarter = height * width, height * width // 4, height * width // 16
-    layers = [
-        (full, 9 * 9 * 3 * channels[0]),
-        (half, 3 * 3 * channels[0] * channels[1]),
-        (quarter, 3 * 3 * channels[1] * channels[2]),
-        *[(quarter, 3 * 3 * channels[2] * channels[2])] * (2 * RESIDUAL_BLOCKS),
-        (half, 3 * 3 * channels[2] * channels[1]),
-        (full, 3 * 3 * channels[1] * channels[0]),
-        (full, 9 * 9 * channels[0] * 3),
-    ]
-    return sum(2 * pixels * multiply_adds for pixels, multiply_adds in layers)
+    pixels = padded_side(height) * padded_side(width)
+    return sum(
+        2 * (pixels // divisor) * side * side * inputs * outputs
+        for side, inputs, outputs, divisor in convolutions(network_width)
+    )

@@ -20,9 +20,16 @@ import math
 from collections.abc import Sequence
 
 from tf_nst.errors import StyleTransferError
-from tf_nst.features.backbones import BLOCK_DEPTHS, BLOCK_FILTERS, layer_names
 from tf_nst.image import decoding
-from tf_nst.memory import RUNTIME_BASE_BYTES, available_bytes, format_bytes
+from tf_nst.memory import (
+    BYTES_PER_ELEMENT,
+    JIT_FACTOR,
+    RUNTIME_BASE_BYTES,
+    available_bytes,
+    backbone_elements,
+    format_bytes,
+    forward_pass_bytes,
+)
 from tf_nst.optimize.lbfgs import LBFGS_HISTORY
 from tf_nst.optimize.scales import plan_scales
 from tf_nst.sizes import style_long_side, working_shape
@@ -30,21 +37,11 @@ from tf_nst.sizes import style_long_side, working_shape
 # Live copies of each activation during a training step: forward output, ReLU mask, gradient and
 # the workspace of the convolution's backward pass. Fitted on the CPU; see the module docstring.
 ACTIVATION_COPIES = 3.5
-# Live copies of each activation when only the forward pass runs (the style targets): Keras keeps
-# every layer's output until the call returns, and each convolution's output before its ReLU is
-# alive beside it for a moment; the outputs the run reads are also cast to float32.
-FORWARD_COPIES = 2.0
 # Bytes per pixel of a float32 RGB image, which is how the run holds every image.
 FLOAT_IMAGE_BYTES = 12
-# Bytes per pixel of resizing an image to a working size and handing it to the network (the
-# float image, Lanczos' per-channel copies, the stacked and clipped results, the input tensor).
-RESIZE_WORK_BYTES = 64
 # Bytes per pixel of the colour pre-processing of --preserve-colors luminance or histogram, which
 # works in float64 (colors.py): the image, its centred pixels, the matched result, and copies.
 COLOR_WORK_BYTES = 120
-# XLA keeps more buffers alive than the graph executor (benchmarks/README.md, "Memory").
-JIT_FACTOR = 1.8
-BYTES_PER_ELEMENT = {"fp32": 4, "bf16": 2, "fp16": 2}
 
 
 def estimate_peak_bytes(
@@ -69,7 +66,7 @@ def estimate_peak_bytes(
             working vectors, in float64 on the host: (2 * history + 12) values per pixel and
             channel, fitted to the default 2048 px run (benchmarks/README.md, "Memory").
     """
-    activation_elements, weight_elements = _network_elements(height, width, backbone, layers)
+    activation_elements, weight_elements = backbone_elements(height, width, backbone, layers)
     element_bytes = BYTES_PER_ELEMENT.get(precision, 4)
     # The image, its Adam moments and gradient stay float32 whatever the precision.
     image_bytes = 6 * height * width * 3 * 4
@@ -130,7 +127,7 @@ def estimate_run_bytes(
         )
     largest = plan_scales(config.size, config.steps, config.scales)[-1].long_side
     style_features = max(
-        _forward_bytes(
+        forward_pass_bytes(
             working_shape(decoding.loaded_shape(style, style_side), style_side),
             config.backbone,
             layers,
@@ -158,40 +155,6 @@ def estimate_run_bytes(
 def load_sides(config) -> tuple[int, int]:
     """Returns the long sides to load the (content and init, style) images at for `config`."""
     return config.size, style_long_side(config.size, config.style_scale)
-
-
-def _forward_bytes(shape: tuple[int, int], backbone: str, layers, precision: str) -> int:
-    """The peak of one forward pass without gradient on an image of `shape`, beyond the base."""
-    height, width = shape
-    activations, weights = _network_elements(height, width, backbone, layers)
-    # Outputs and intermediate tensors are float32 at fp32 and mixed at bf16/fp16; count 4 bytes
-    # for all of them, as the outputs the run reads are cast to float32 anyway.
-    return int(
-        RESIZE_WORK_BYTES * height * width
-        + FORWARD_COPIES * activations * max(4, BYTES_PER_ELEMENT.get(precision, 4))
-        + weights * 4 * (1 if precision == "fp32" else 1.5)
-    )
-
-
-def _network_elements(height: int, width: int, backbone: str, layers) -> tuple[int, int]:
-    """Counts (activation elements, weight elements) of the network cut after the deepest layer."""
-    names = layer_names(backbone)
-    deepest = max(names.index(name) for name in layers)
-    activation_elements = 0
-    weight_elements = 0
-    block_height, block_width, channels_in = height, width, 3
-    index = 0
-    for block, depth in enumerate(BLOCK_DEPTHS[backbone]):
-        filters = BLOCK_FILTERS[block]
-        for _ in range(depth):
-            if index > deepest:
-                break
-            activation_elements += block_height * block_width * filters
-            weight_elements += 9 * channels_in * filters + filters
-            channels_in = filters
-            index += 1
-        block_height, block_width = max(1, block_height // 2), max(1, block_width // 2)
-    return activation_elements, weight_elements
 
 
 def check_fits(estimate: int, size: int, available: int | None = None) -> None:

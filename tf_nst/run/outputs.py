@@ -272,7 +272,11 @@ def read_resume_state(directory: pathlib.Path, key: ResumeKey) -> dict:
         if str(state["settings"].get(name)) != str(value)
     ]
     changed += [
-        f"{name.upper()} (a different file)"
+        # A training's photos are a folder, which changes by its photos rather than being
+        # replaced by another file.
+        "the photos folder changed (photos were added, removed or replaced)"
+        if name == "photos"
+        else f"{name.upper()} (a different file)"
         for name, digest in key.inputs.items()
         if state["inputs"].get(name) != digest
     ]
