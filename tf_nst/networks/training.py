@@ -15,6 +15,7 @@ those of the mean over the global batch, whatever the number of replicas.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
@@ -415,59 +416,62 @@ class NetworkTrainer:
             loader=loader,
         )
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+        # Open for as long as the generator lives, so a signal reaches it during any wait.
+        signals = contextlib.ExitStack()
+        signals.enter_context(call_on_signal(loader.stop))
         try:
-            with call_on_signal(loader.stop):
-                while self.step < config.steps:
-                    step_started = time.perf_counter()
-                    batch = self._next_batch(iterator, loader)
-                    if batch is None:
-                        return
-                    loss, terms = self._train_step(batch, self.style_gram_targets)
-                    loss = float(loss)
-                    seconds = time.perf_counter() - step_started
-                    self.step += 1
-                    self._step_variable.assign(self.step)
-                    finite = math.isfinite(loss)
-                    if not finite:
-                        self.stop_reason = f"non-finite loss at step {self.step}"
-                    out_of_time = deadline is not None and time.perf_counter() >= deadline
-                    validation_loss = stylized = None
-                    if (
-                        finite
-                        and len(self.photos.validation)
-                        and (
-                            self.step % config.validation_every == 0
-                            or self.step == config.steps
-                            or out_of_time
-                        )
-                    ):
-                        validation_loss, stylized = self.validate()
-                        if validation_loss < self.best_loss:
-                            self.best_loss = validation_loss
-                            self._best_loss_variable.assign(validation_loss)
-                            for best, weight in zip(
-                                self._best_weights, self.model.weights, strict=True
-                            ):
-                                best.assign(weight)
-                    yield TrainStepResult(
-                        step=self.step,
-                        total_steps=config.steps,
-                        loss=loss,
-                        terms={name: float(value) for name, value in terms.items()},
-                        validation_loss=validation_loss,
-                        best_loss=self.best_loss,
-                        validation_images=stylized,
-                        images_per_second=self.global_batch_size / seconds,
-                        learning_rate=float(keras.ops.convert_to_numpy(self._learning_rate())),
-                        elapsed_seconds=time.perf_counter() - started,
-                        progress=self.step / config.steps,
+            while self.step < config.steps:
+                step_started = time.perf_counter()
+                batch = self._next_batch(iterator, loader)
+                if batch is None:
+                    return
+                loss, terms = self._train_step(batch, self.style_gram_targets)
+                loss = float(loss)
+                seconds = time.perf_counter() - step_started
+                self.step += 1
+                self._step_variable.assign(self.step)
+                finite = math.isfinite(loss)
+                if not finite:
+                    self.stop_reason = f"non-finite loss at step {self.step}"
+                out_of_time = deadline is not None and time.perf_counter() >= deadline
+                validation_loss = stylized = None
+                if (
+                    finite
+                    and len(self.photos.validation)
+                    and (
+                        self.step % config.validation_every == 0
+                        or self.step == config.steps
+                        or out_of_time
                     )
-                    if self.stop_reason:
-                        return
-                    if deadline is not None and time.perf_counter() >= deadline:
-                        self.stop_reason = "time limit"
-                        return
+                ):
+                    validation_loss, stylized = self.validate()
+                    if validation_loss < self.best_loss:
+                        self.best_loss = validation_loss
+                        self._best_loss_variable.assign(validation_loss)
+                        for best, weight in zip(
+                            self._best_weights, self.model.weights, strict=True
+                        ):
+                            best.assign(weight)
+                yield TrainStepResult(
+                    step=self.step,
+                    total_steps=config.steps,
+                    loss=loss,
+                    terms={name: float(value) for name, value in terms.items()},
+                    validation_loss=validation_loss,
+                    best_loss=self.best_loss,
+                    validation_images=stylized,
+                    images_per_second=self.global_batch_size / seconds,
+                    learning_rate=float(keras.ops.convert_to_numpy(self._learning_rate())),
+                    elapsed_seconds=time.perf_counter() - started,
+                    progress=self.step / config.steps,
+                )
+                if self.stop_reason:
+                    return
+                if deadline is not None and time.perf_counter() >= deadline:
+                    self.stop_reason = "time limit"
+                    return
         finally:
+            signals.close()
             # Drops the pipeline's threads now: a tf.data iterator over numpy_function left to
             # interpreter shutdown can hang the exit.
             del iterator
