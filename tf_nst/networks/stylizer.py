@@ -145,7 +145,8 @@ def load_stylizer(path: str | os.PathLike, precision: str = "fp32") -> StyleNetw
 
     Returns:
         A `StyleNetwork`: `stylizer(images)` maps float32 `[batch, height, width, 3]` in [0, 1]
-        to stylized images of the same shape.
+        to stylized images of the same shape; for an any-style network (`tf-nst train
+        --paintings`), an `AnyStyleNetwork`: `stylizer(photos, styles, strength)`.
 
     Raises:
         StyleTransferError: If `path` is not a tf_nst stylizer or is damaged, or the precision is
@@ -170,6 +171,10 @@ def load_stylizer(path: str | os.PathLike, precision: str = "fp32") -> StyleNetw
         ) from None
     if not isinstance(metadata, dict) or metadata.get("format") != STYLIZER_FORMAT:
         raise StyleTransferError(f"{label} is not a tf_nst stylizer (unknown metadata): {hint}")
+    if metadata.get("kind") == "any-style":
+        from tf_nst.networks.any_style.stylizer import load_any_style
+
+        return load_any_style(directory, metadata, label)
     precision = _available_precision(precision, metadata, label)
     try:
         saved_model = tf.saved_model.load(os.fspath(directory))
