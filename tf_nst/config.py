@@ -416,6 +416,93 @@ class TrainConfig(LossSettings):
             )
 
 
+# AdaIN (Huang and Belongie 2017): content loss on relu4_1 against the AdaIN target, style loss on
+# the means and deviations of relu1_1 to relu4_1, weight 10, no total variation.
+DEFAULT_ANY_STYLE_STYLE_LAYERS = DEFAULT_STYLE_LAYERS
+DEFAULT_ANY_STYLE_CONTENT_LAYERS = ("block4_conv1",)
+DEFAULT_ANY_STYLE_LOSS_WEIGHTS = (1.0, 10.0, 0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class AnyStyleConfig(LossSettings):
+    """Settings of an any-style (AdaIN) network's training (`tf-nst train --paintings`).
+
+    The defaults are the AdaIN paper's GPU recipe: 256 px crops of images resized to 512, batch
+    8, Adam 1e-4 with inverse-time decay 5e-5, 160,000 steps (MS-COCO and WikiArt there).
+
+    Attributes:
+        size: Side of the square training crops, in pixels.
+        steps: Training steps.
+        learning_rate: Adam's initial learning rate.
+        learning_rate_decay: Inverse-time decay: the rate at step t is
+            `learning_rate / (1 + learning_rate_decay * t)`.
+        batch_size: (photo, painting) pairs per replica per step.
+        decoder_width: Channels of the decoder's full-resolution block (VGG's is 64); the
+            deeper blocks have 2, 4 times as many.
+        validation: Photos held out of training.
+        validation_paintings: Paintings held out of training; the validation pairs (held-out
+            photo, held-out painting) drive keep-best.
+        validation_every: Steps between validations.
+        distribute: "auto", "none", "mirrored" or "multiworker".
+    """
+
+    PATH_DEFAULTS: ClassVar[Mapping[str, object]] = {
+        "content_weight": DEFAULT_ANY_STYLE_LOSS_WEIGHTS[0],
+        "style_weight": DEFAULT_ANY_STYLE_LOSS_WEIGHTS[1],
+        "tv_weight": DEFAULT_ANY_STYLE_LOSS_WEIGHTS[2],
+        "content_layers": DEFAULT_ANY_STYLE_CONTENT_LAYERS,
+        "style_layers": DEFAULT_ANY_STYLE_STYLE_LAYERS,
+    }
+    HPARAMS_FIRST: ClassVar[tuple[str, ...]] = ("style_weight", "size", "steps", "decoder_width")
+    # Shared settings that have no meaning for a network that takes its style at apply time.
+    UNUSED_FIELDS: ClassVar[tuple[str, ...]] = ("style_blend", "style_scale")
+
+    size: int = setting(256, "side of the square training crops, in pixels (AdaIN: 256)")
+    steps: int = setting(160_000, "training steps (AdaIN: 160000 at batch 8)")
+    learning_rate: float = setting(1e-4, "Adam's initial learning rate (AdaIN: 1e-4)")
+    learning_rate_decay: float = setting(
+        5e-5, "inverse-time decay: the rate at step t is rate / (1 + decay * t) (AdaIN: 5e-5)"
+    )
+    batch_size: int = setting(
+        8, "(photo, painting) pairs per replica per step (AdaIN: 8)"
+    )
+    decoder_width: int = setting(
+        64, "channels of the decoder's full-resolution block, VGG's 64; deeper blocks 2x, 4x"
+    )
+    validation: int = setting(8, "photos held out of training")
+    validation_paintings: int = setting(
+        8, "paintings held out of training; held-out photo x painting pairs pick the best network"
+    )
+    validation_every: int = setting(100, "steps between validations")
+    distribute: str = setting(
+        "auto",
+        "auto: all GPUs when there are several; mirrored: all local devices; multiworker: the "
+        "cluster in TF_CONFIG; none: one device",
+        choices=DISTRIBUTE_MODES,
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_run_length(self)
+        for name in ("batch_size", "decoder_width", "validation_every"):
+            _positive_int(name, getattr(self, name))
+        _non_negative_number("learning_rate_decay", self.learning_rate_decay)
+        for name in ("validation", "validation_paintings"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise StyleTransferError(f"`{name}` must be 0 or more, got {value!r}")
+        if self.style_blend is not None or self.style_scale != 1.0:
+            raise StyleTransferError(
+                "`style_blend` and `style_scale` have no meaning for an any-style network: "
+                "blend styles when applying it (--style-blend)"
+            )
+        if tuple(self.content_layers) != DEFAULT_ANY_STYLE_CONTENT_LAYERS:
+            raise StyleTransferError(
+                "`content_layers` of an any-style network is its encoder's output, "
+                "block4_conv1 (relu4_1): leave it out"
+            )
+
+
 @dataclasses.dataclass(frozen=True)
 class ApplyConfig:
     """Settings of `tf-nst apply`: stylizing files with a trained network.
@@ -425,6 +512,8 @@ class ApplyConfig:
         batch_size: Images of the same size stylized per call.
         preserve_colors: "none", "luminance" or "histogram".
         precision: "auto", "fp32" or "bf16" (the stylizer exports both).
+        strength: Any-style networks: from 0 (the photo) to 1 (the full style).
+        style_blend: Any-style networks: one weight per style painting, normalised to sum to 1.
     """
 
     size: int | None = setting(None, "long side of the outputs in pixels (default: the input's)")
@@ -437,12 +526,52 @@ class ApplyConfig:
         "compute precision; auto picks bf16 where the hardware has it natively",
         choices=APPLY_PRECISIONS,
     )
+    strength: float = setting(
+        1.0, "any-style networks: 0 gives the photo, 1 the full style (--style)"
+    )
+    style_blend: tuple[float, ...] | None = setting(
+        None,
+        "any-style networks: comma-separated weights of the --style paintings, mixed in the "
+        "style representation (default: equal)",
+    )
 
     def __post_init__(self):
         _check_choices(self)
         if self.size is not None:
             _positive_int("size", self.size)
         _positive_int("batch_size", self.batch_size)
+        if not _is_finite_number(self.strength) or not 0 <= self.strength <= 1:
+            raise StyleTransferError(f"`strength` must be from 0 to 1, got {self.strength!r}")
+        if self.style_blend is not None:
+            for weight in self.style_blend:
+                _non_negative_number("style_blend", weight)
+            if sum(self.style_blend) <= 0:
+                raise StyleTransferError(
+                    "`style_blend` sums to 0: give at least one positive weight"
+                )
+
+
+TFLITE_QUANTIZATIONS = ("none", "fp16", "int8")
+
+
+@dataclasses.dataclass(frozen=True)
+class TfliteConfig:
+    """Settings of `tf-nst export --format tflite` (`tf_nst.networks.any_style.export`).
+
+    Attributes:
+        quantize: "none" (float32), "fp16" (float16 weights) or "int8" (weights and
+            activations, calibrated on training photos and paintings).
+    """
+
+    quantize: str = setting(
+        "none",
+        "with --format tflite: none (float32), fp16 (float16 weights) or int8 (weights and "
+        "activations, calibrated on the training photos)",
+        choices=TFLITE_QUANTIZATIONS,
+    )
+
+    def __post_init__(self):
+        _check_choices(self)
 
 
 def choices_of(config_class) -> dict[str, tuple]:

@@ -160,3 +160,65 @@ def group_totals(terms: Mapping[str, float]) -> dict[str, float]:
         group = name.split("/", 1)[0]
         totals[group] = totals.get(group, 0.0) + float(value)
     return totals
+
+
+# --- the any-style (AdaIN) losses --------------------------------------------------------------
+
+
+def statistics_style_loss(
+    features: tf.Tensor, target_mean: tf.Tensor, target_deviation: tf.Tensor
+) -> tf.Tensor:
+    """One layer's AdaIN style error of each example, `[batch]`.
+
+    mean_c((mu_c(F) - mu_c(S))^2) + mean_c((sigma_c(F) - sigma_c(S))^2), with mu and sigma the
+    per-channel mean and deviation over the locations (Huang and Belongie 2017, eq. 12; squared
+    errors averaged over the channels, as their code's `MSELoss` does).
+
+    Args:
+        features: `[batch, height, width, channels]`.
+        target_mean: `[batch, channels]`: the painting's means.
+        target_deviation: `[batch, channels]`: its deviations.
+    """
+    features = tf.cast(features, tf.float32)
+    mean, variance = tf.nn.moments(features, axes=[1, 2])
+    deviation = tf.sqrt(variance + 1e-5)
+    return tf.reduce_mean(tf.square(mean - target_mean), axis=-1) + tf.reduce_mean(
+        tf.square(deviation - target_deviation), axis=-1
+    )
+
+
+def feature_squared_error(features: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """Mean squared error of feature maps of each example, `[batch]` (AdaIN's content loss)."""
+    difference = tf.cast(features, tf.float32) - tf.cast(target, tf.float32)
+    return tf.reduce_mean(tf.square(difference), axis=[1, 2, 3])
+
+
+def any_style_loss(
+    features: Mapping[str, tf.Tensor],
+    content_target: tf.Tensor,
+    style_statistics: Mapping[str, tuple[tf.Tensor, tf.Tensor]],
+    images: tf.Tensor,
+    weights: LossWeights,
+) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """The AdaIN training loss of each example and its named terms.
+
+    content: the stylized image's content-layer features against the AdaIN target (the decoder's
+    input); style: `statistics_style_loss` per style layer against the painting's statistics;
+    tv: `total_variation_loss` (AdaIN uses none: weight 0).
+
+    Returns:
+        `(loss, terms)`, each `[batch]`; the terms ("style/LAYER", "content/LAYER", "tv") sum to
+        `loss`.
+    """
+    terms = {}
+    for name, layer_weight in weights.style_layers.items():
+        mean, deviation = style_statistics[name]
+        error = statistics_style_loss(features[name], mean, deviation)
+        # The layers' errors are summed in AdaIN; our layer weights average them: times count.
+        terms[f"style/{name}"] = weights.style * layer_weight * len(weights.style_layers) * error
+    (content_layer,) = weights.content_layers
+    terms[f"content/{content_layer}"] = weights.content * feature_squared_error(
+        features[content_layer], content_target
+    )
+    terms["tv"] = weights.total_variation * total_variation_loss(images, "normalized")
+    return tf.add_n(list(terms.values())), terms

@@ -15,7 +15,15 @@ import pathlib
 import sys
 
 from tf_nst.cli.options import from_arguments, split_list
-from tf_nst.config import INITS, ApplyConfig, OutputOptions, StyleConfig, TrainConfig
+from tf_nst.config import (
+    INITS,
+    AnyStyleConfig,
+    ApplyConfig,
+    OutputOptions,
+    StyleConfig,
+    TfliteConfig,
+    TrainConfig,
+)
 from tf_nst.errors import StyleTransferError
 from tf_nst.run.console import print_line as _print
 from tf_nst.text import field_to_flag, one_line, printable
@@ -98,6 +106,12 @@ def run_export(arguments: argparse.Namespace) -> int:
     from tf_nst import run
     from tf_nst.features.backbones import check_distinct, validate_layers
 
+    if arguments.format == "tflite":
+        return run_export_tflite(arguments)
+    for name in ("output", "photos", "paintings", "quantize"):
+        if getattr(arguments, name, None) is not None:
+            raise StyleTransferError(f"--{name} applies to --format tflite only: drop it")
+
     config = from_arguments(StyleConfig, arguments, defaults={"precision": "fp32"})
     output = pathlib.Path(os.path.abspath(arguments.output_directory))
     label = printable(arguments.output_directory)
@@ -173,6 +187,14 @@ def _signals_stop_at_once(command):
 def run_train(arguments: argparse.Namespace) -> int:
     """Checks the inputs and outputs, then trains a style network and exports the best one."""
     from tf_nst import run
+
+    if arguments.paintings:
+        return run_train_any_style(arguments)
+    if not arguments.styles:
+        raise StyleTransferError("give at least one STYLE image, or --paintings DIR")
+    for name in ANY_STYLE_ONLY_FIELDS:
+        if name in vars(arguments):
+            raise StyleTransferError(f"`{name}` applies to --paintings training only: drop it")
     from tf_nst.features.backbones import validate_layer_choice
     from tf_nst.features.weights_file import check_weights_file
     from tf_nst.image import decoding
@@ -291,6 +313,7 @@ def run_apply(arguments: argparse.Namespace) -> int:
     from tf_nst import run
 
     config = from_arguments(ApplyConfig, arguments)
+    any_style = _check_apply_styles(arguments)
     import_tensorflow(verbose=arguments.debug)
     from tf_nst.networks.apply import apply_to_files
     from tf_nst.networks.stylizer import load_stylizer
@@ -299,6 +322,8 @@ def run_apply(arguments: argparse.Namespace) -> int:
     # "auto" goes to load_stylizer as it is: there it falls back to fp32 when the export lacks
     # the precision the hardware prefers.
     stylizer = load_stylizer(arguments.model, precision=config.precision)
+    if any_style:
+        stylizer = _bind_styles(stylizer, arguments.styles, config)
 
     class _StopError(Exception):
         pass
@@ -364,3 +389,206 @@ def import_tensorflow(verbose: bool) -> None:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+# --- any-style networks (AdaIN): train --paintings, apply --style, export --format tflite -----
+
+# The any-style training's settings that the per-style training does not have.
+ANY_STYLE_ONLY_FIELDS = ("learning_rate_decay", "decoder_width", "validation_paintings")
+# Per-style settings with no meaning for an any-style network.
+PER_STYLE_ONLY_FIELDS = ("width",)
+# A --style painting is read at this long side: the scale the paintings had in training (the
+# AdaIN paper's 512).
+STYLE_LONG_SIDE = 512
+
+
+def run_train_any_style(arguments: argparse.Namespace) -> int:
+    """Checks the inputs and outputs, then trains an any-style network and exports the best."""
+    from tf_nst import run
+    from tf_nst.features.backbones import validate_layer_choice
+    from tf_nst.features.weights_file import check_weights_file
+    from tf_nst.networks import data
+    from tf_nst.networks.any_style import data as painting_data
+    from tf_nst.networks.any_style.job import AnyStyleJob, any_style_resume_key
+    from tf_nst.networks.job import is_stylizer
+
+    if arguments.styles:
+        raise StyleTransferError(
+            "STYLE images and --paintings exclude each other: a per-style network takes STYLE "
+            "images, an any-style network a folder of --paintings"
+        )
+    for name in PER_STYLE_ONLY_FIELDS:
+        if name in vars(arguments):
+            raise StyleTransferError(
+                f"`{name}` sets a per-style network; with --paintings use --decoder-width"
+            )
+    config = from_arguments(AnyStyleConfig, arguments)
+    options = from_arguments(OutputOptions, arguments)
+    check_weights_file(config.weights, config.backbone)
+    validate_layer_choice(config.backbone, config.content_layers, config.style_layers)
+    photos = pathlib.Path(arguments.photos)
+    if not photos.is_dir():
+        what = "is a file" if photos.exists() else "does not exist"
+        raise StyleTransferError(
+            f"--photos {printable(arguments.photos)} {what}: pass a folder of photos"
+        )
+    painting_paths = painting_data.find_paintings(arguments.paintings)
+    if not (options.resume and is_stylizer(options.output)):
+        _check_new_directory(options.output, "MODEL_DIR")
+    photo_paths = data.find_photos(photos)
+    key = any_style_resume_key(config, photo_paths, painting_paths)
+    plan = run.check_outputs(options, key)
+
+    import_tensorflow(verbose=arguments.debug)
+    from tf_nst.networks.any_style.training import AnyStyleTrainer
+    from tf_nst.networks.distribute import is_chief, make_strategy
+
+    console = run.Console(quiet=options.quiet, time_limit=config.time_limit)
+    strategy = make_strategy(config.distribute)
+    with _worker_outputs(is_chief(strategy)) as scratch:
+        if scratch is not None:
+            options = dataclasses.replace(
+                options, output=str(scratch / "model"), logdir=str(scratch / "logs")
+            )
+            plan = run.check_outputs(options, key)
+
+        def build():
+            trainer = AnyStyleTrainer(photos, arguments.paintings, config, strategy=strategy)
+            console.note(
+                f"{len(trainer.photos.training)} training and {len(trainer.photos.validation)} "
+                f"validation photos, {len(trainer.paintings.training)} training and "
+                f"{len(trainer.paintings.validation)} held-out paintings, "
+                f"{trainer.global_batch_size} pairs per step over "
+                f"{strategy.num_replicas_in_sync} replica(s)"
+            )
+            skipped = [*trainer.photos.skipped, *trainer.paintings.skipped]
+            if skipped:
+                console.warn(
+                    f"skipped {len(skipped)} unreadable image(s), e.g. "
+                    f"{printable(str(skipped[0][0]))}: {printable(str(skipped[0][1]))}"
+                )
+            return AnyStyleJob(trainer, arguments.photos, arguments.paintings)
+
+        outcome = run.run_job(build, options, key, plan=plan, console=console)
+    return outcome.status
+
+
+def _stylizer_kind(model: str) -> str | None:
+    """The kind in a model folder's metadata, before TensorFlow loads; None if unreadable."""
+    import json
+
+    from tf_nst.networks.export import STYLIZER_METADATA
+
+    try:
+        metadata = json.loads((pathlib.Path(model) / STYLIZER_METADATA).read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None  # `load_stylizer` reports it
+    return metadata.get("kind", "per-style") if isinstance(metadata, dict) else None
+
+
+def _check_apply_styles(arguments: argparse.Namespace) -> bool:
+    """Refuses --style for a per-style network and its absence for an any-style one.
+
+    Returns:
+        Whether the network is an any-style one.
+    """
+    kind = _stylizer_kind(arguments.model)
+    label = printable(arguments.model)
+    if kind == "any-style":
+        if not arguments.styles:
+            raise StyleTransferError(
+                f"{label} is an any-style network: give the painting to paint in with "
+                "--style PAINTING"
+            )
+        from tf_nst.image import decoding
+
+        for path in arguments.styles:
+            decoding.read_image_info(path)
+        return True
+    if arguments.styles:
+        raise StyleTransferError(
+            f"{label} is a per-style network, trained for its own style: drop --style (an "
+            "any-style network comes from tf-nst train --paintings)"
+        )
+    for name in ("strength", "style_blend"):
+        if name in vars(arguments):
+            raise StyleTransferError(
+                f"`{name}` needs an any-style network (tf-nst train --paintings); {label} is a "
+                "per-style network"
+            )
+    return False
+
+
+def _bind_styles(network, style_paths, config: ApplyConfig):
+    from tf_nst.image import decoding
+    from tf_nst.networks.any_style.stylizer import normalized_blend
+
+    blend = normalized_blend(len(style_paths), config.style_blend)
+    styles = [decoding.load_image(path, long_side=STYLE_LONG_SIDE) for path in style_paths]
+    return network.with_styles(styles, config.strength, blend)
+
+
+def _sample_images(folders, label: str, count: int = 16) -> list:
+    """Up to `count` images spread over the folders' images, reduced to 512 px."""
+    from tf_nst.image import decoding
+
+    paths = []
+    for folder in folders:
+        path = pathlib.Path(folder)
+        if not path.is_dir():
+            raise StyleTransferError(
+                f"--{label} {printable(str(folder))} is not a folder: pass a folder of images"
+            )
+        paths.extend(decoding.find_images(path))
+    if not paths:
+        raise StyleTransferError(f"--{label} holds no images: pass a folder of images")
+    chosen = [paths[int((index + 0.5) * len(paths) / count)] for index in range(count)]
+    return [decoding.load_image(path, long_side=512) for path in dict.fromkeys(chosen)]
+
+
+def run_export_tflite(arguments: argparse.Namespace) -> int:
+    """Converts a network from tf-nst train (either kind) to TFLite files in a new folder."""
+    import json
+
+    from tf_nst.networks.export import STYLIZER_METADATA
+
+    config = from_arguments(TfliteConfig, arguments)
+    if not arguments.output:
+        raise StyleTransferError("--format tflite needs -o OUT, the folder to create")
+    model = arguments.output_directory
+    kind = _stylizer_kind(model)
+    if kind is None:
+        raise StyleTransferError(
+            f"{printable(model)} is not a model folder from tf-nst train (no readable "
+            f"{STYLIZER_METADATA}): pass MODEL_DIR"
+        )
+    _check_new_directory(arguments.output, "OUT")
+    photos = styles = None
+    if config.quantize == "int8":
+        metadata = json.loads((pathlib.Path(model) / STYLIZER_METADATA).read_text("utf-8"))
+        training = metadata.get("training", {})
+        photo_folders = [arguments.photos] if arguments.photos else training.get("photos")
+        painting_folders = (
+            [arguments.paintings] if arguments.paintings else training.get("paintings")
+        )
+        if not photo_folders:
+            raise StyleTransferError("int8 calibrates on training photos: pass --photos DIR")
+        photos = _sample_images(photo_folders, "photos")
+        if kind == "any-style":
+            if not painting_folders:
+                raise StyleTransferError(
+                    "int8 calibrates on training paintings: pass --paintings DIR"
+                )
+            styles = _sample_images(painting_folders, "paintings")
+    import_tensorflow(verbose=arguments.debug)
+    from tf_nst.networks.any_style.export import export_tflite
+
+    description = export_tflite(model, arguments.output, config.quantize, photos, styles)
+    sizes = ", ".join(
+        f"{name} {entry['bytes'] / 1e6:.2f} MB" for name, entry in description["files"].items()
+    )
+    _print(
+        f"exported {kind} TFLite ({config.quantize}) to {printable(arguments.output)}: {sizes}",
+        sys.stdout,
+    )
+    return 0

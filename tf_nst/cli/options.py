@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 
 from tf_nst.config import (
+    AnyStyleConfig,
     ApplyConfig,
     OutputOptions,
     StyleConfig,
@@ -32,7 +33,8 @@ def add_fields(parser, config_class, names=None, defaults=None) -> None:
     """
     defaults = defaults or {}
     fields = {field.name: field for field in own_fields_first(config_class)}
-    for name in names or fields:
+    unused = getattr(config_class, "UNUSED_FIELDS", ())
+    for name in names or [name for name in fields if name not in unused]:
         field = fields[name]
         default = defaults.get(name, shown_default(config_class, name))
         options = {key: value for key, value in field.metadata.items() if key != "help"}
@@ -97,6 +99,8 @@ def markdown_options_table(config_class, defaults=None) -> str:
     defaults = defaults or {}
     rows = ["| Option | Default | What it does |", "| --- | --- | --- |"]
     for field in own_fields_first(config_class):
+        if field.name in getattr(config_class, "UNUSED_FIELDS", ()):
+            continue
         default = defaults.get(field.name, shown_default(config_class, field.name))
         help_text = field.metadata["help"]
         shown = "off" if default is False else setting_text(default)
@@ -109,7 +113,7 @@ def markdown_options_table(config_class, defaults=None) -> str:
 
 
 def readme_tables() -> str:
-    """The README's options tables for `stylize`, `train` and `apply`, as markdown."""
+    """The README's options tables for `stylize`, `train` (both kinds) and `apply`, as markdown."""
     return "\n\n".join(
         [
             "Settings of the stylization (`StyleConfig`):",
@@ -118,6 +122,8 @@ def readme_tables() -> str:
             markdown_options_table(OutputOptions),
             "Settings of `tf-nst train` (`TrainConfig`):",
             markdown_options_table(TrainConfig),
+            "Settings of `tf-nst train --paintings` (`AnyStyleConfig`):",
+            markdown_options_table(AnyStyleConfig),
             "Settings of `tf-nst apply` (`ApplyConfig`):",
             markdown_options_table(ApplyConfig),
         ]

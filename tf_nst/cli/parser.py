@@ -29,13 +29,23 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tf_nst import __version__  # noqa: E402  (the environment must be set before TensorFlow loads)
-from tf_nst.cli.commands import run_apply, run_export, run_stylize, run_train  # noqa: E402
+from tf_nst.cli.commands import (  # noqa: E402
+    ANY_STYLE_ONLY_FIELDS,
+    run_apply,
+    run_export,
+    run_stylize,
+    run_train,
+)
 from tf_nst.cli.options import add_fields  # noqa: E402
 from tf_nst.config import (  # noqa: E402
+    AnyStyleConfig,
     ApplyConfig,
     OutputOptions,
     StyleConfig,
+    TfliteConfig,
     TrainConfig,
+    own_fields_first,
+    shown_default,
 )
 from tf_nst.errors import StyleTransferError  # noqa: E402
 from tf_nst.run.console import print_line as _print  # noqa: E402
@@ -47,6 +57,23 @@ TRAIN_OUTPUT_FIELDS = ("logdir", "run_name", "checkpoint_every", "resume", "quie
 
 
 # --- options generated from the config dataclasses -------------------------------------------
+
+def any_style_defaults() -> dict[str, str]:
+    """The shown defaults of `train`'s shared flags: both kinds' where they differ."""
+    from tf_nst.text import setting_text
+
+    shown = {}
+    names = {field.name for field in own_fields_first(AnyStyleConfig)}
+    for field in own_fields_first(TrainConfig):
+        if field.name not in names or field.name in AnyStyleConfig.UNUSED_FIELDS:
+            continue
+        per_style = shown_default(TrainConfig, field.name)
+        any_style = shown_default(AnyStyleConfig, field.name)
+        if per_style != any_style:
+            shown[field.name] = (
+                f"{setting_text(per_style)}; --paintings: {setting_text(any_style)}"
+            )
+    return shown
 
 
 # --- the parser ---------------------------------------------------------------------------------
@@ -86,7 +113,28 @@ def build_parser() -> argparse.ArgumentParser:
         "signature maps `images` (float32 [batch, height, width, 3], RGB in [0, 1]) to one "
         "output per layer.",
     )
-    export.add_argument("output_directory", metavar="OUT_DIR", help="SavedModel directory")
+    export.add_argument(
+        "output_directory",
+        metavar="OUT_DIR",
+        help="SavedModel directory to write; with --format tflite, the MODEL_DIR to convert",
+    )
+    export.add_argument(
+        "--format",
+        choices=("savedmodel", "tflite"),
+        default="savedmodel",
+        help="savedmodel: the VGG feature extractor; tflite: convert a network from tf-nst train "
+        "(MODEL_DIR) to TFLite files in a new folder -o OUT (default: %(default)s)",
+    )
+    export.add_argument("-o", "--output", metavar="OUT", help="with --format tflite: the folder")
+    export.add_argument(
+        "--photos", metavar="DIR", help="int8: representative photos (default: the training's)"
+    )
+    export.add_argument(
+        "--paintings",
+        metavar="DIR",
+        help="int8 of an any-style network: representative paintings (default: the training's)",
+    )
+    add_fields(export, TfliteConfig)
     # fp32 by default: an exported model should not depend on the machine that exported it.
     add_fields(export, StyleConfig, names=BACKBONE_FIELDS, defaults={"precision": "fp32"})
     layers = ",".join(dict.fromkeys(StyleConfig().style_layers + StyleConfig().content_layers))
@@ -101,11 +149,27 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a feed-forward network (Johnson et al. 2016) to paint any photo in "
         "the style of the STYLE images, and export it as a SavedModel in MODEL_DIR.",
     )
-    train.add_argument("styles", nargs="+", metavar="STYLE", help="style image(s)")
+    train.add_argument(
+        "styles", nargs="*", metavar="STYLE", help="style image(s), or --paintings DIR"
+    )
     train.add_argument(
         "--photos", required=True, metavar="DIR", help="folder of training photos (recursive)"
     )
-    add_fields(train.add_argument_group("the training"), TrainConfig)
+    train.add_argument(
+        "--paintings",
+        action="append",
+        metavar="DIR",
+        help="instead of STYLE images: a folder of paintings (recursive; repeatable) to train an "
+        "any-style network (AdaIN) that takes its painting when applied",
+    )
+    add_fields(
+        train.add_argument_group("the training"), TrainConfig, defaults=any_style_defaults()
+    )
+    add_fields(
+        train.add_argument_group("any-style training (--paintings)"),
+        AnyStyleConfig,
+        names=ANY_STYLE_ONLY_FIELDS,
+    )
     outputs = train.add_argument_group("outputs")
     outputs.add_argument(
         "-o", "--output", required=True, metavar="MODEL_DIR", help="the model folder to create"
@@ -122,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     apply.add_argument("model", metavar="MODEL_DIR", help="a model folder from tf-nst train")
     apply.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
     apply.add_argument("-o", "--output", required=True, metavar="OUT", help="output file or folder")
+    apply.add_argument(
+        "--style",
+        dest="styles",
+        action="append",
+        metavar="PAINTING",
+        help="any-style networks: the painting to paint in (repeatable: blended)",
+    )
     add_fields(apply, ApplyConfig)
     apply.add_argument("--quiet", action="store_true", help="no progress lines")
     apply.add_argument("--debug", action="store_true", help="show tracebacks")

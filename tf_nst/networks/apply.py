@@ -186,7 +186,7 @@ def apply_to_files(
     if not inputs:
         raise StyleTransferError("no input images were given: pass image files or folders")
     pairs = plan_outputs(inputs, output)
-    if not isinstance(stylizer, StyleNetwork):
+    if isinstance(stylizer, (str, os.PathLike)):
         stylizer = load_stylizer(stylizer, config.precision)
 
     result = ApplyResult()

@@ -90,6 +90,7 @@ def export_stylizer(
     description = {
         "format": STYLIZER_FORMAT,
         "format_version": STYLIZER_FORMAT_VERSION,
+        "kind": "per-style",
         "width": width,
         "precisions": list(precisions),
         "signatures": {precision: stylizer_signature_names(precision) for precision in precisions},

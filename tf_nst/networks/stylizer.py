@@ -231,7 +231,8 @@ def load_stylizer(path: str | os.PathLike, precision: str = "fp32") -> StyleNetw
 
     Returns:
         A `StyleNetwork`: `stylizer(images)` maps float32 `[batch, height, width, 3]` in [0, 1]
-        to stylized images of the same shape.
+        to stylized images of the same shape; for an any-style network (`tf-nst train
+        --paintings`), an `AnyStyleNetwork`: `stylizer(photos, styles, strength)`.
 
     Raises:
         StyleTransferError: If `path` is not a tf_nst stylizer or is damaged, or the precision is
@@ -254,6 +255,10 @@ def load_stylizer(path: str | os.PathLike, precision: str = "fp32") -> StyleNetw
         ) from None
     if not isinstance(metadata, dict) or metadata.get("format") != STYLIZER_FORMAT:
         raise StyleTransferError(f"{label} is not a tf_nst stylizer (unknown metadata): {hint}")
+    if metadata.get("kind") == "any-style":
+        from tf_nst.networks.any_style.stylizer import load_any_style
+
+        return load_any_style(directory, metadata, label)
     version = metadata.get("format_version")
     if type(version) is int and version > STYLIZER_FORMAT_VERSION:
         raise StyleTransferError(

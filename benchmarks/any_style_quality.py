@@ -1,0 +1,427 @@
+#!/usr/bin/env python
+"""Quality and speed of an any-style (AdaIN) network on paintings and photos it never saw.
+
+Usage:
+    python benchmarks/any_style_quality.py MODEL_DIR [--photos 3] [--size 256]
+        [--optimization 2] [--tflite] [--sheet docs/images/any_style_sheet.jpg]
+
+MODEL_DIR is a network from `tf-nst train --paintings`. The pairs are its held-out photos (from
+its metadata, never trained on) x its held-out public-domain paintings (MANIFEST.tsv says "yes")
+plus public-domain paintings of ../shared/images that were never in --paintings. Every figure is
+one of tf_nst's own losses with the optimisation's definitions (`train_quality.Evaluator`:
+content at block4_conv2, style over the four default Gram layers, "normalized", VGG16):
+
+* content: the output's content error against the photo; the issue's goal is within 1.3 times
+  the optimisation's on the same pairs;
+* style at 1, 1/2 and 1/4 of the working size (output and painting both reduced): a Gram error
+  at the working size alone rewards a fine texture; the reduced sizes reward strokes at the
+  painting's scale. "ratio" is the output's over the photo's own (goal: at most 1/2);
+* palette: the mean over R, G, B of the absolute difference of 21 quantiles of the output's and
+  the painting's colour distributions (0 = the painting's palette), beside the photo's own;
+* strength sweep: content and style at strengths 0, 0.25, 0.5, 0.75, 1;
+* blend: a half-and-half blend of two paintings, its style error to each beside each alone;
+* speed: ms per 512 px image of the whole network, of the style representation alone, of
+  stylizing with a cached representation, and of a per-style network (width 32, the default).
+
+`--optimization N` also runs `tf-nst stylize`'s defaults on the first N pairs. `--tflite` converts
+the network (none, fp16, int8) and reports sizes and interpreter latencies. Results go to
+RESULTS/any_style.json and are printed as markdown tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+from harness import REPOSITORY, SHARED, WEIGHTS, markdown_table  # noqa: E402
+from PIL import Image, ImageDraw, ImageFont  # noqa: E402
+
+sys.path.insert(0, str(REPOSITORY))
+
+RESULTS = pathlib.Path(os.environ.get("TF_NST_QUALITY_DIR", "/tmp/tf_nst_quality"))
+STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
+SCALES = (1, 2, 4)
+PALETTE_QUANTILES = np.linspace(0, 1, 21)
+# Public-domain paintings of ../shared/images (Van Gogh, Hokusai, Turner): never in --paintings.
+EXTRA_PAINTINGS = ("starry_night.jpg", "wave.jpg", "shipwreck.jpg")
+STYLE_LONG_SIDE = 512
+SPEED_SIDE = 512
+
+
+def public_domain(names) -> list[str]:
+    """The names that MANIFEST.tsv marks public domain."""
+    manifest = SHARED / "paintings" / "MANIFEST.tsv"
+    with open(manifest, encoding="utf-8") as file:
+        rows = {row["file"]: row for row in csv.DictReader(file, delimiter="\t")}
+    return [
+        name
+        for name in names
+        if rows.get(name, {}).get("public_domain_guess", "").startswith("yes")
+    ]
+
+
+def palette_distance(image: np.ndarray, reference: np.ndarray) -> float:
+    """Mean over channels of |quantiles(image) - quantiles(reference)|, RGB in [0, 1]."""
+    first = np.quantile(image.reshape(-1, 3), PALETTE_QUANTILES, axis=0)
+    second = np.quantile(reference.reshape(-1, 3), PALETTE_QUANTILES, axis=0)
+    return float(np.abs(first - second).mean())
+
+
+class Measures:
+    """Content, style at several sizes and palette, with `train_quality.Evaluator`'s losses."""
+
+    def __init__(self):
+        from train_quality import Evaluator
+
+        self.evaluator = Evaluator()
+
+    def __call__(self, photo, output, painting) -> dict[str, float]:
+        from tf_nst.image.decoding import resize, resize_to_long_side
+
+        height, width = output.shape[:2]
+        photo = resize(photo, height, width)
+        row = {}
+        for scale in SCALES:
+            side = max(height, width) // scale
+            small = resize_to_long_side(output, side) if scale > 1 else output
+            small_photo = resize_to_long_side(photo, side) if scale > 1 else photo
+            style = resize_to_long_side(painting, side)
+            measured = self.evaluator.measure(small_photo, small, style)
+            if scale == 1:
+                row["content"] = measured["content"]
+            row[f"style_{scale}"] = measured["style_output"]
+            row[f"photo_style_{scale}"] = measured["style_photo"]
+        row["palette"] = palette_distance(output, painting)
+        row["photo_palette"] = palette_distance(photo, painting)
+        return row
+
+
+def mean_rows(rows):
+    return {key: float(np.mean([row[key] for row in rows])) for key in rows[0]}
+
+
+def timed(function, repeats=3) -> float:
+    """Milliseconds of the fastest of `repeats` calls, after one warm-up call."""
+    function()
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        best = min(best, time.perf_counter() - started)
+    return 1000 * best
+
+
+def speed(network, photo, painting, work) -> dict[str, float]:
+    import keras
+    import tensorflow as tf
+
+    from tf_nst.image.decoding import resize
+    from tf_nst.networks.export import export_stylizer
+    from tf_nst.networks.stylizer import load_stylizer
+    from tf_nst.networks.transform import build_transform_network
+
+    photo = resize(photo, SPEED_SIDE, SPEED_SIDE)[None]
+    painting = resize(painting, SPEED_SIDE, SPEED_SIDE)[None]
+    representation = network.style_representation(painting)
+    keras.utils.set_random_seed(0)
+    per_style_path = work / "per_style"
+    export_stylizer(build_transform_network(32), per_style_path, {}, ("fp32",))
+    per_style = load_stylizer(per_style_path)
+    photo_tensor = tf.constant(photo)
+    return {
+        "any-style network (photo + painting)": timed(lambda: network(photo, painting).numpy()),
+        "style representation alone": timed(lambda: network.style_representation(painting).numpy()),
+        "stylize with a cached representation": timed(
+            lambda: network.stylize_with_representation(photo, representation).numpy()
+        ),
+        "per-style network (width 32)": timed(lambda: per_style(photo_tensor).numpy()),
+    }
+
+
+def tflite_figures(model, photos, paintings, work) -> list[list]:
+    from tf_nst.networks.any_style.export import (
+        TFLITE_PHOTO_SIDE,
+        TFLITE_STYLE_SIDE,
+        export_tflite,
+        run_tflite,
+        tflite_interpreter,
+    )
+
+    rows = []
+    photo = np.random.default_rng(0).random((1, TFLITE_PHOTO_SIDE, TFLITE_PHOTO_SIDE, 3))
+    style = np.random.default_rng(1).random((1, TFLITE_STYLE_SIDE, TFLITE_STYLE_SIDE, 3))
+    for quantize in ("none", "fp16", "int8"):
+        output = work / f"tflite_{quantize}"
+        description = export_tflite(model, output, quantize, photos, paintings)
+        representation_interpreter = tflite_interpreter(output / "style_representation.tflite")
+        transfer_interpreter = tflite_interpreter(output / "stylize_with_representation.tflite")
+        representation = run_tflite(representation_interpreter, {"styles": style})
+        inputs = {"photos": photo, "representation": representation, "strength": 1.0}
+        files = description["files"]
+
+        def represent(interpreter=representation_interpreter):
+            return run_tflite(interpreter, {"styles": style})
+
+        def transfer(interpreter=transfer_interpreter, inputs=inputs):
+            return run_tflite(interpreter, inputs)
+
+        rows.append(
+            [
+                quantize,
+                f"{files['style_representation.tflite']['bytes'] / 1e6:.1f}",
+                f"{timed(represent):.0f}",
+                f"{files['stylize_with_representation.tflite']['bytes'] / 1e6:.1f}",
+                f"{timed(transfer):.0f}",
+            ]
+        )
+    return rows
+
+
+def contact_sheet(photos, paintings, outputs, path: pathlib.Path, cell: int = 160) -> None:
+    """Photos as rows (named only), public-domain paintings as columns (shown), outputs."""
+    gap, label = 3, 16
+    sheet = Image.new(
+        "RGB",
+        ((len(paintings) + 1) * (cell + gap), label + (len(photos) + 1) * (cell + gap)),
+        "white",
+    )
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default(size=11)
+    draw.text(
+        (4, 2),
+        "tf_nst any-style (AdaIN), held-out photos x unseen paintings",
+        fill="black",
+        font=font,
+    )
+
+    def paste(image, column, row):
+        picture = Image.fromarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8))
+        picture.thumbnail((cell, cell), Image.LANCZOS)
+        left = column * (cell + gap) + (cell - picture.width) // 2
+        top = label + row * (cell + gap) + (cell - picture.height) // 2
+        sheet.paste(picture, (left, top))
+
+    for column, (name, painting) in enumerate(paintings, start=1):
+        paste(painting, column, 0)
+        draw.text(
+            (column * (cell + gap) + 2, label + cell - 12), name[:26], fill="white", font=font
+        )
+    for row, (name, _) in enumerate(photos, start=1):
+        draw.text((4, label + row * (cell + gap) + cell // 2), name[:24], fill="black", font=font)
+        for column in range(1, len(paintings) + 1):
+            paste(outputs[(row - 1, column - 1)], column, row)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path, quality=80, optimize=True)
+    print(f"wrote {path} ({path.stat().st_size // 1024} KB)", flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model")
+    parser.add_argument("--photos", type=int, default=3, help="held-out photos used")
+    parser.add_argument("--size", type=int, default=256, help="working long side")
+    parser.add_argument("--optimization", type=int, default=0, help="pairs for the baseline")
+    parser.add_argument("--tflite", action="store_true")
+    parser.add_argument("--sheet", default=None)
+    arguments = parser.parse_args()
+
+    from tf_nst.image.decoding import load_image, resize_to_long_side
+    from tf_nst.networks.stylizer import load_stylizer
+
+    network = load_stylizer(arguments.model)
+    training = network.metadata["training"]
+    photo_folder = pathlib.Path(training["photos"][0])
+    painting_folder = pathlib.Path(training["paintings"][0])
+    photo_names = training["held_out_photos"][: arguments.photos]
+    painting_names = public_domain(training["held_out_paintings"])
+    photos = [
+        (name, load_image(photo_folder / name, long_side=arguments.size)) for name in photo_names
+    ]
+    paintings = [
+        (name, load_image(painting_folder / name, long_side=STYLE_LONG_SIDE))
+        for name in painting_names
+    ] + [
+        (name, load_image(SHARED / "images" / name, long_side=STYLE_LONG_SIDE))
+        for name in EXTRA_PAINTINGS
+    ]
+    print(
+        f"{len(photos)} held-out photos x {len(paintings)} unseen public-domain paintings: "
+        f"{[name for name, _ in paintings]}",
+        flush=True,
+    )
+    measures = Measures()
+    results = {"pairs": [], "strength": {}, "settings": vars(arguments), "model": training}
+
+    outputs = {}
+    sweep = {strength: [] for strength in STRENGTHS}
+    for photo_index, (photo_name, photo) in enumerate(photos):
+        for painting_index, (painting_name, painting) in enumerate(paintings):
+            representation = network.style_representation(painting)
+            for strength in STRENGTHS:
+                output = network.stylize_with_representation(photo, representation, strength)
+                output = output.numpy()[0]
+                row = measures(photo, output, painting)
+                sweep[strength].append(row)
+                if strength == 1.0:
+                    outputs[(photo_index, painting_index)] = output
+                    results["pairs"].append({"photo": photo_name, "painting": painting_name, **row})
+    results["strength"] = {str(strength): mean_rows(rows) for strength, rows in sweep.items()}
+    network_mean = results["strength"]["1.0"]
+
+    # A blend of the first two paintings, half and half, against each alone.
+    blend_rows = []
+    (name_a, painting_a), (name_b, painting_b) = paintings[:2]
+    for _, photo in photos:
+        blended = network(photo, [painting_a, painting_b], 1.0, [1.0, 1.0]).numpy()[0]
+        alone_a = network(photo, painting_a).numpy()[0]
+        alone_b = network(photo, painting_b).numpy()[0]
+        blend_rows.append(
+            {
+                f"{label}_to_{target}": measures(photo, image, painting)["style_1"]
+                for label, image in (("a", alone_a), ("blend", blended), ("b", alone_b))
+                for target, painting in (("a", painting_a), ("b", painting_b))
+            }
+        )
+    results["blend"] = {"a": name_a, "b": name_b, **mean_rows(blend_rows)}
+
+    # The optimisation's defaults on the first pairs.
+    if arguments.optimization:
+        from tf_nst.config import StyleConfig
+        from tf_nst.optimize.optimization import Optimization
+
+        config = StyleConfig(size=arguments.size, backbone="vgg16", weights=str(WEIGHTS))
+        optimization_rows, network_rows = [], []
+        pairs = [(p, q) for p in range(len(photos)) for q in range(len(paintings))]
+        for photo_index, painting_index in pairs[: arguments.optimization]:
+            photo, painting = photos[photo_index][1], paintings[painting_index][1]
+            started = time.perf_counter()
+            run = Optimization(photo, [resize_to_long_side(painting, arguments.size)], config)
+            for _ in run.steps():
+                pass
+            seconds = time.perf_counter() - started
+            output = np.asarray(run.final_image())
+            optimization_rows.append({**measures(photo, output, painting), "seconds": seconds})
+            network_rows.append(measures(photo, outputs[(photo_index, painting_index)], painting))
+        results["optimization"] = mean_rows(optimization_rows)
+        results["network_on_optimization_pairs"] = mean_rows(network_rows)
+
+    with tempfile.TemporaryDirectory() as work:
+        work = pathlib.Path(work)
+        speed_photo = load_image(photo_folder / photo_names[0])
+        results["speed_ms"] = speed(network, speed_photo, paintings[0][1], work)
+        if arguments.tflite:
+            calibration = [photo for _, photo in photos]
+            results["tflite"] = tflite_figures(
+                arguments.model, calibration, [painting for _, painting in paintings], work
+            )
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "any_style.json").write_text(json.dumps(results, indent=2, default=str))
+
+    def figures(row):
+        return [
+            f"{row['content']:.3f}",
+            *(
+                f"{row[f'style_{s}']:.3f} ({row[f'style_{s}'] / row[f'photo_style_{s}']:.2f})"
+                for s in SCALES
+            ),
+            f"{row['palette']:.3f} ({row['photo_palette']:.3f})",
+        ]
+
+    headers = [
+        "",
+        "content",
+        "style 1 (ratio)",
+        "style 1/2 (ratio)",
+        "style 1/4 (ratio)",
+        "palette (photo's)",
+    ]
+    rows = [["any-style network, all pairs", *figures(network_mean)]]
+    if "optimization" in results:
+        rows.append(
+            [
+                "any-style network, baseline pairs",
+                *figures(results["network_on_optimization_pairs"]),
+            ]
+        )
+        rows.append(
+            [
+                f"optimisation defaults ({results['optimization']['seconds']:.0f} s each)",
+                *figures(results["optimization"]),
+            ]
+        )
+    print("\n".join(markdown_table(headers, rows)))
+    print()
+    print(
+        "\n".join(
+            markdown_table(
+                ["strength", "content", "style 1", "style 1/2", "style 1/4", "palette"],
+                [
+                    [
+                        f"{float(s):g}",
+                        f"{r['content']:.3f}",
+                        f"{r['style_1']:.3f}",
+                        f"{r['style_2']:.3f}",
+                        f"{r['style_4']:.3f}",
+                        f"{r['palette']:.3f}",
+                    ]
+                    for s, r in results["strength"].items()
+                ],
+            )
+        )
+    )
+    print()
+    blend = results["blend"]
+    print(
+        "\n".join(
+            markdown_table(
+                ["output", f"style error to {blend['a']}", f"style error to {blend['b']}"],
+                [
+                    [label, f"{blend[f'{key}_to_a']:.3f}", f"{blend[f'{key}_to_b']:.3f}"]
+                    for label, key in ((blend["a"], "a"), ("blend 1:1", "blend"), (blend["b"], "b"))
+                ],
+            )
+        )
+    )
+    print()
+    print(
+        "\n".join(
+            markdown_table(
+                ["at 512 x 512 px", "ms"],
+                [[name, f"{value:.0f}"] for name, value in results["speed_ms"].items()],
+            )
+        )
+    )
+    if "tflite" in results:
+        print()
+        print(
+            "\n".join(
+                markdown_table(
+                    [
+                        "quantize",
+                        "representation MB",
+                        "representation ms",
+                        "transfer MB",
+                        "transfer ms",
+                    ],
+                    results["tflite"],
+                )
+            )
+        )
+    if arguments.sheet:
+        contact_sheet(photos, paintings, outputs, pathlib.Path(arguments.sheet))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

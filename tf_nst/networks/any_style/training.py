@@ -1,0 +1,407 @@
+"""Training an any-style (AdaIN) network: the distributed step and the loop.
+
+`AnyStyleTrainer` has the shape of `tf_nst.networks.training.NetworkTrainer`: it owns the photos
+and paintings (each split into training and held-out), the fixed VGG encoder, the decoder and
+its Adam state under a `tf.distribute` strategy, and the best decoder on the validation pairs
+(held-out photo, held-out painting); `steps()` yields a `TrainStepResult` per step. The step is
+the TensorFlow distributed-training guide's (`strategy.run`, `tf.nn.compute_average_loss` over
+the global batch), and the data streams are pure functions of (seed, step), so a restored run
+continues exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Iterator, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tf_nst.config import AnyStyleConfig
+from tf_nst.errors import StyleTransferError
+from tf_nst.features.extractor import build_feature_extractor, minimum_input_side
+from tf_nst.losses import any_style_loss
+from tf_nst.networks import data
+from tf_nst.networks.any_style import data as painting_data
+from tf_nst.networks.any_style.adain import (
+    ENCODER_LAYER,
+    adain,
+    build_decoder,
+    channel_statistics,
+    clip_images,
+)
+from tf_nst.networks.distribute import make_strategy, replica_count
+from tf_nst.networks.training import TrainStepResult
+from tf_nst.precision import resolve_precision
+
+SIZE_MULTIPLE = 8
+"""The encoder pools three times and the decoder upsamples three times."""
+
+
+def encoder_layers(config: AnyStyleConfig) -> tuple[str, ...]:
+    """The encoder's outputs: the style layers and relu4_1."""
+    return tuple(dict.fromkeys((*config.style_layers, ENCODER_LAYER)))
+
+
+def make_losses(encoder: keras.Model, decoder: keras.Model, weights, training: bool):
+    """Returns `losses(photos, paintings) -> (per-example loss, terms, images)` for the step."""
+    style_layers = tuple(weights.style_layers)
+
+    def losses(photos, paintings):
+        content = encoder(photos, training=False)[ENCODER_LAYER]
+        painting_features = encoder(paintings, training=False)
+        statistics = {name: channel_statistics(painting_features[name]) for name in style_layers}
+        mean, deviation = channel_statistics(painting_features[ENCODER_LAYER])
+        target = tf.stop_gradient(adain(content, mean, deviation))
+        images = decoder(target, training=training)
+        features = encoder(images, training=False)
+        loss, terms = any_style_loss(features, target, statistics, images, weights)
+        return loss, terms, images
+
+    return losses
+
+
+def make_train_step(encoder, decoder, optimizer, weights, strategy, global_batch_size, jit=False):
+    """Returns the compiled distributed step `(photos, paintings) -> (loss, terms)`."""
+    losses = make_losses(encoder, decoder, weights, training=True)
+    loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+
+    @tf.function(jit_compile=jit, reduce_retracing=True)
+    def loss_and_gradients(photos, paintings):
+        with tf.GradientTape() as tape:
+            per_example, terms, _ = losses(photos, paintings)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
+            scaled = optimizer.scale_loss(loss) if loss_scaling else loss
+        gradients = tape.gradient(scaled, decoder.trainable_variables)
+        terms = {
+            name: tf.nn.compute_average_loss(value, global_batch_size=global_batch_size)
+            for name, value in terms.items()
+        }
+        return loss, terms, gradients
+
+    def replica_step(photos, paintings):
+        loss, terms, gradients = loss_and_gradients(photos, paintings)
+        optimizer.apply_gradients(zip(gradients, decoder.trainable_variables, strict=True))
+        return loss, terms
+
+    @tf.function(reduce_retracing=True)
+    def train_step(batch):
+        photos, paintings = batch
+        loss, terms = strategy.run(replica_step, args=(photos, paintings))
+        total = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
+        terms = {
+            name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
+            for name, value in terms.items()
+        }
+        return total, terms
+
+    return train_step
+
+
+class AnyStyleTrainer:
+    """Trains one any-style network (its decoder); `steps()` runs it step by step.
+
+    Example:
+        >>> trainer = AnyStyleTrainer("photos/", "paintings/", AnyStyleConfig(size=128))
+        >>> for result in trainer.steps():
+        ...     print(result.step, result.loss, result.validation_loss)
+        >>> decoder = trainer.best_model()
+
+    Attributes:
+        config: The settings.
+        strategy: The `tf.distribute` strategy.
+        photos: The usable photos, split into training and validation, and the skipped files.
+        paintings: The usable paintings, split likewise; the held-out ones are never trained on.
+        global_batch_size: `config.batch_size` times the replicas.
+        seed: The seed of the data streams.
+        encoder: The fixed VGG encoder (style layers and relu4_1).
+        model: The decoder being trained.
+        optimizer: Its Adam optimizer.
+        step: Steps done so far.
+        best_loss: Lowest validation loss so far.
+        stop_reason: Why `steps()` ended early, else None.
+    """
+
+    def __init__(
+        self,
+        photos: str | os.PathLike | Sequence[str | os.PathLike],
+        paintings: str | os.PathLike | Sequence[str | os.PathLike],
+        config: AnyStyleConfig | None = None,
+        encoder: keras.Model | None = None,
+        strategy: tf.distribute.Strategy | None = None,
+    ):
+        """Finds and checks the photos and paintings, and builds the networks.
+
+        Args:
+            photos: A folder of photos (searched recursively) or a list of files and folders.
+            paintings: A folder of paintings (searched recursively) or a list of folders.
+            config: The settings; defaults if None.
+            encoder: A feature extractor returning the style layers and block4_conv1; built
+                from `config` if None.
+            strategy: The `tf.distribute` strategy; `make_strategy(config.distribute)` if None.
+
+        Raises:
+            StyleTransferError: For missing, empty or too small photo or painting folders, a
+                size the network cannot take, or an encoder without the needed layers.
+        """
+        self.config = config = config or AnyStyleConfig()
+        layers = encoder_layers(config)
+        minimum = max(minimum_input_side(layers), SIZE_MULTIPLE)
+        if config.size % SIZE_MULTIPLE or config.size < minimum:
+            raise StyleTransferError(
+                f"`size` {config.size} must be a multiple of {SIZE_MULTIPLE} and at least "
+                f"{minimum}: the encoder pools three times and the decoder upsamples back"
+            )
+        self.strategy = strategy or make_strategy(config.distribute)
+        self.global_batch_size = config.batch_size * replica_count(self.strategy)
+        self.paintings = painting_data.scan_paintings(
+            paintings, config.validation_paintings, self.global_batch_size
+        )
+        self.photos = data.scan_photos(photos, config.validation, self.global_batch_size)
+        self.weights = config.loss_weights()
+        self.precision = resolve_precision(config.precision)
+        self.seed = (
+            config.seed
+            if config.seed is not None
+            else int(np.random.SeedSequence().entropy % data.SEED_MODULUS)
+        )
+        if config.seed is not None:
+            keras.utils.set_random_seed(config.seed)
+        with self.strategy.scope():
+            if encoder is None:
+                encoder = build_feature_extractor(
+                    layers, config.backbone, config.weights, config.pooling, self.precision
+                )
+            self._channels = int(
+                encoder(tf.zeros([1, minimum, minimum, 3]), training=False)[ENCODER_LAYER].shape[-1]
+            )
+            self.model = self._build_network()
+            schedule = keras.optimizers.schedules.InverseTimeDecay(
+                config.learning_rate, decay_steps=1, decay_rate=config.learning_rate_decay
+            )
+            optimizer = keras.optimizers.Adam(learning_rate=schedule)
+            if self.precision == "fp16":
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+            self.optimizer = optimizer
+            self.optimizer.build(self.model.trainable_variables)
+            self._seed_variable = tf.Variable(
+                self.seed, dtype=tf.int64, trainable=False, name="seed"
+            )
+        self.seed = int(self._seed_variable.numpy())
+        produced = encoder(tf.zeros([1, minimum, minimum, 3]), training=False)
+        missing = [name for name in layers if name not in produced]
+        if missing:
+            raise StyleTransferError(
+                f"the encoder does not return {', '.join(missing)}: build it with the style "
+                f"layers and {ENCODER_LAYER}"
+            )
+        self.encoder = encoder
+        photos_held_out = data.validation_images(self.photos.validation, config.size)
+        paintings_held_out = painting_data.validation_paintings(
+            self.paintings.validation, config.size
+        )
+        self.validation_pairs = validation_pairs(photos_held_out, paintings_held_out)
+        self.step = 0
+        self.best_loss = math.inf
+        self.stop_reason: str | None = None
+        self._step_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self._best_loss_variable = tf.Variable(
+            math.inf, dtype=tf.float64, trainable=False, name="best_loss"
+        )
+        self._best_weights = [
+            tf.Variable(weight, trainable=False, name=f"best_{index}")
+            for index, weight in enumerate(self.model.get_weights())
+        ]
+        self._train_step = make_train_step(
+            self.encoder, self.model, self.optimizer, self.weights, self.strategy,
+            self.global_batch_size, config.jit,
+        )  # fmt: skip
+        validation_losses = make_losses(self.encoder, self.model, self.weights, training=False)
+
+        @tf.function(jit_compile=config.jit, reduce_retracing=True)
+        def validate(photos, paintings):
+            losses, _, images = validation_losses(photos, paintings)
+            return losses, clip_images(images)
+
+        self._validate = validate
+
+    @property
+    def skipped_count(self) -> int:
+        """Photo and painting files that could not be decoded and were left out."""
+        return len(self.photos.skipped) + len(self.paintings.skipped)
+
+    def _build_network(self) -> keras.Model:
+        return build_decoder(
+            self.config.decoder_width, self.config.backbone, self.precision, self._channels
+        )
+
+    # --- checkpoint and resume -------------------------------------------------------------
+
+    def checkpoint(self) -> tf.train.Checkpoint:
+        """A `tf.train.Checkpoint` of everything an exact resume needs (as `NetworkTrainer`'s).
+
+        The decoder, the Adam state, the step, the best validation loss and weights, the seed;
+        the encoder is fixed and the data streams are functions of (seed, step).
+        """
+        return tf.train.Checkpoint(
+            model=self.model,
+            optimizer=self.optimizer,
+            step=self._step_variable,
+            best_loss=self._best_loss_variable,
+            best_weights=self._best_weights,
+            seed=self._seed_variable,
+        )
+
+    def restore(self, path: str | os.PathLike) -> None:
+        """Restores the state written from `checkpoint()`, so that `steps()` continues exactly.
+
+        Raises:
+            StyleTransferError: If the checkpoint cannot be read or belongs to other settings.
+        """
+        label = os.fspath(path)
+        try:
+            self.checkpoint().read(label).assert_existing_objects_matched().expect_partial()
+        except (ValueError, AssertionError, tf.errors.OpError) as error:
+            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise StyleTransferError(
+                f"checkpoint {label} does not fit this run ({first_line}): resume with the same "
+                "`decoder_width`, `backbone` and `precision`"
+            ) from None
+        self.step = int(self._step_variable.numpy())
+        self.best_loss = float(self._best_loss_variable.numpy())
+        self.seed = int(self._seed_variable.numpy())
+        if self.step > self.config.steps:
+            raise StyleTransferError(
+                f"checkpoint {label} is at step {self.step}, past `steps` {self.config.steps}: "
+                "raise `steps` to continue"
+            )
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    def dataset(self) -> tf.data.Dataset:
+        """The (photos, paintings) batches from the current step on."""
+        config = self.config
+        photos = data.training_dataset(
+            self.photos.training, config.size, self.global_batch_size, self.seed, self.step
+        )
+        paintings = painting_data.paintings_dataset(
+            self.paintings.training,
+            config.size,
+            self.global_batch_size,
+            # Another seed than the photos': a painting's crop is not tied to a photo's.
+            (self.seed + 1) % data.SEED_MODULUS,
+            self.step,
+        )
+        return painting_data.pair_datasets(photos, paintings)
+
+    def steps(self) -> Iterator[TrainStepResult]:
+        """Trains, yielding one `TrainStepResult` per step (see `NetworkTrainer.steps`).
+
+        The validation pairs are evaluated every `config.validation_every` steps, at the last
+        step and when the time limit ends the run; a lower validation loss replaces the best
+        weights.
+        """
+        config = self.config
+        self.stop_reason = None
+        started = time.perf_counter()
+        deadline = None if config.time_limit is None else started + config.time_limit
+        iterator = iter(self.strategy.experimental_distribute_dataset(self.dataset()))
+        try:
+            while self.step < config.steps:
+                step_started = time.perf_counter()
+                loss, terms = self._train_step(next(iterator))
+                loss = float(loss)
+                seconds = time.perf_counter() - step_started
+                self.step += 1
+                self._step_variable.assign(self.step)
+                finite = math.isfinite(loss)
+                if not finite:
+                    self.stop_reason = f"non-finite loss at step {self.step}"
+                out_of_time = deadline is not None and time.perf_counter() >= deadline
+                validation_loss = stylized = None
+                if (
+                    finite
+                    and self.validation_pairs[0].shape[0]
+                    and (
+                        self.step % config.validation_every == 0
+                        or self.step == config.steps
+                        or out_of_time
+                    )
+                ):
+                    validation_loss, stylized = self.validate()
+                    if validation_loss < self.best_loss:
+                        self.best_loss = validation_loss
+                        self._best_loss_variable.assign(validation_loss)
+                        for best, weight in zip(
+                            self._best_weights, self.model.weights, strict=True
+                        ):
+                            best.assign(weight)
+                yield TrainStepResult(
+                    step=self.step,
+                    total_steps=config.steps,
+                    loss=loss,
+                    terms={name: float(value) for name, value in terms.items()},
+                    validation_loss=validation_loss,
+                    best_loss=self.best_loss,
+                    validation_images=stylized,
+                    images_per_second=self.global_batch_size / seconds,
+                    learning_rate=float(keras.ops.convert_to_numpy(self._learning_rate())),
+                    elapsed_seconds=time.perf_counter() - started,
+                    progress=self.step / config.steps,
+                )
+                if self.stop_reason:
+                    return
+                if deadline is not None and time.perf_counter() >= deadline:
+                    self.stop_reason = "time limit"
+                    return
+        finally:
+            del iterator
+
+    def _learning_rate(self):
+        optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
+        return optimizer.learning_rate
+
+    def validate(self) -> tuple[float, np.ndarray]:
+        """The mean loss over the validation pairs and their stylized photos.
+
+        Raises:
+            StyleTransferError: If no photos or no paintings are held out.
+        """
+        photos, paintings = self.validation_pairs
+        if photos.shape[0] == 0:
+            raise StyleTransferError(
+                "no validation pairs: raise `validation` and `validation_paintings`"
+            )
+        losses, outputs = [], []
+        for start in range(0, photos.shape[0], self.config.batch_size):
+            end = start + self.config.batch_size
+            chunk_losses, chunk_outputs = self._validate(photos[start:end], paintings[start:end])
+            losses.append(chunk_losses.numpy())
+            outputs.append(chunk_outputs.numpy())
+        return float(np.mean(np.concatenate(losses))), np.concatenate(outputs)
+
+    def best_model(self) -> keras.Model:
+        """A new decoder with the best weights (the current ones before any validation)."""
+        model = self._build_network()
+        if math.isfinite(self.best_loss):
+            model.set_weights([weight.numpy() for weight in self._best_weights])
+        else:
+            model.set_weights(self.model.get_weights())
+        return model
+
+
+def validation_pairs(photos: np.ndarray, paintings: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
+    """Pairs held-out photos with held-out paintings: photo k with painting k.
+
+    The shorter list cycles, so every held-out photo and painting is in some pair.
+    """
+    count = max(len(photos), len(paintings)) if len(photos) and len(paintings) else 0
+    if not count:
+        empty = np.zeros((0, *photos.shape[1:]), np.float32)
+        return tf.constant(empty), tf.constant(empty)
+    photo_index = [index % len(photos) for index in range(count)]
+    painting_index = [index % len(paintings) for index in range(count)]
+    return tf.constant(photos[photo_index]), tf.constant(paintings[painting_index])
