@@ -243,12 +243,14 @@ def largest_fitting_side(
 
 # --- training ------------------------------------------------------------------------------------
 
-# Live copies of each backbone activation in a training step (the stylized batch's forward pass
-# kept for the backward pass, its gradients and the convolutions' workspaces), and of each
-# transform network activation (outputs, normalised and rectified copies, their gradients).
-# Fitted on the CPU to the peak resident memory of short trainings; see `estimate_train_bytes`.
-TRAIN_BACKBONE_COPIES = 3.5
-TRAIN_TRANSFORM_COPIES = 8.0
+# Live copies of each backbone activation in a training step: the stylized batch's forward pass
+# kept for the backward pass, the crops' content features, the gradients and the convolutions'
+# workspaces. Fitted on the CPU to the peak resident memory of short trainings, rounded up.
+TRAIN_BACKBONE_COPIES = 2.5
+# Bytes per output element of the transform network's convolutions in a training step, by
+# precision: the outputs, their normalised and rectified copies, their gradients, and the
+# unfolded input of the widest convolution's weight gradient. Fitted as above, rounded up.
+TRAIN_TRANSFORM_BYTES = {"fp32": 72.0, "bf16": 48.0, "fp16": 48.0}
 # Float32 copies of every transform network weight alive at once: the variables, their
 # gradients, Adam's two moments, the best weights, the best network rebuilt at the end and one
 # network per exported precision, and the arrays that carry the weights between them.
@@ -291,9 +293,9 @@ def estimate_train_bytes(
     * the validation photos at `size`, and the style images kept;
     * the largest of these moments: decoding a style image and its forward pass at its working
       size; one training step on `batch_size` crops of `size` x `size` (the backbone's forward
-      and backward pass through the deepest layer, the crops' content features, the transform
-      network's activations at its `width`, with `jit` scaling the activations as for the
-      optimisation) beside the input pipeline's prefetched batches.
+      and backward pass through the deepest layer with the crops' content features, and the
+      transform network's activations at its `width`, with `jit` scaling the activations as for
+      the optimisation) beside the input pipeline's prefetched batches.
 
     Args:
         config: The `TrainConfig`.
@@ -307,23 +309,21 @@ def estimate_train_bytes(
     size, batch = config.size, config.batch_size
     layers = tuple(dict.fromkeys(tuple(config.content_layers) + tuple(config.style_layers)))
     backbone, backbone_weights = backbone_elements(size, size, config.backbone, layers)
-    content, _ = backbone_elements(size, size, config.backbone, config.content_layers)
     transform = channel_pixels(size, size, config.width)
     activations = (
         TRAIN_BACKBONE_COPIES * backbone * element_bytes
-        + TRAIN_TRANSFORM_COPIES * transform * element_bytes
+        + TRAIN_TRANSFORM_BYTES.get(precision, TRAIN_TRANSFORM_BYTES["fp32"]) * transform
     ) * (JIT_FACTOR if config.jit else 1.0)
-    # The content features are float32 targets, computed without a gradient.
-    step = batch * (activations + content * 4 + PREFETCHED_BATCHES * size * size * 3 * 4)
+    step = batch * (activations + PREFETCHED_BATCHES * size * size * 3 * 4)
     weights = (
-        backbone_weights * 4 * (1 if precision == "fp32" else 1.5)
+        # The backbone's variables (and their cast copies under mixed precision), and the arrays
+        # read from the weights file while they load.
+        backbone_weights * 4 * (2 if precision == "fp32" else 2.5)
         + TRAIN_WEIGHT_COPIES * parameter_count(config.width) * 4
     )
     validation = VALIDATION_COPIES * config.validation * size * size * 3 * 4
     style_side = style_long_side(size, config.style_scale)
-    kept = sum(
-        4 * 3 * math.prod(decoding.loaded_shape(style, style_side)) for style in styles
-    )
+    kept = sum(4 * 3 * math.prod(decoding.loaded_shape(style, style_side)) for style in styles)
     style = max(
         (
             max(
