@@ -1,8 +1,9 @@
 """tf_nst: neural style transfer for TensorFlow 2 / Keras 3, by optimisation or trained network.
 
 The package's folders follow the pipeline: `features` (the VGG backbone), `losses`, `image`
-(decoding, writing, colour), the two ways to stylize, `optimize` (Gatys et al.) and `networks`
-(Johnson et al.), the run machinery `run` that every long job shares, and the thin `cli`.
+(decoding, writing, colour), the ways to stylize, `optimize` (Gatys et al.) and `networks`
+(Johnson et al.; `networks.any_style`: one network for any painting, AdaIN), the run machinery
+`run` that every long job shares, and the thin `cli`.
 
 The public names load lazily, so `import tf_nst` (and the CLI's argument checking) does not pay
 for importing TensorFlow until a name that needs it is used.
@@ -39,6 +40,13 @@ _PUBLIC = {
     "load_stylizer": "tf_nst.networks.stylizer",
     "StyleNetwork": "tf_nst.networks.stylizer",
     "apply_to_files": "tf_nst.networks.apply",
+    # Any-style networks (AdaIN).
+    "AnyStyleConfig": "tf_nst.config",
+    "AnyStyleTrainer": "tf_nst.networks.any_style.training",
+    "AnyStyleJob": "tf_nst.networks.any_style.job",
+    "AnyStyleNetwork": "tf_nst.networks.any_style.stylizer",
+    "export_any_style": "tf_nst.networks.any_style.export",
+    "export_tflite": "tf_nst.networks.any_style.export",
     # The run machinery.
     "run_job": "tf_nst.run.loop",
     "Outcome": "tf_nst.run.loop",
@@ -66,6 +74,8 @@ TENSORFLOW_FREE_MODULES = (
     "tf_nst.optimize.job",
     "tf_nst.networks",
     "tf_nst.networks.job",
+    "tf_nst.networks.any_style",
+    "tf_nst.networks.any_style.job",
     "tf_nst.run",
     "tf_nst.run.outputs",
     "tf_nst.run.checkpoints",
