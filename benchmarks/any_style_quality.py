@@ -149,6 +149,7 @@ def speed(network, photo, painting, work) -> dict[str, float]:
 
 
 def tflite_figures(model, photos, paintings, work) -> list[list]:
+    from tf_nst.image.decoding import resize
     from tf_nst.networks.any_style.export import (
         TFLITE_PHOTO_SIDE,
         TFLITE_STYLE_SIDE,
@@ -156,10 +157,13 @@ def tflite_figures(model, photos, paintings, work) -> list[list]:
         run_tflite,
         tflite_interpreter,
     )
+    from tf_nst.networks.stylizer import load_stylizer
 
     rows = []
-    photo = np.random.default_rng(0).random((1, TFLITE_PHOTO_SIDE, TFLITE_PHOTO_SIDE, 3))
-    style = np.random.default_rng(1).random((1, TFLITE_STYLE_SIDE, TFLITE_STYLE_SIDE, 3))
+    photo = resize(photos[0], TFLITE_PHOTO_SIDE, TFLITE_PHOTO_SIDE)[None]
+    style = resize(paintings[0], TFLITE_STYLE_SIDE, TFLITE_STYLE_SIDE)[None]
+    network = load_stylizer(model)
+    expected = network(photo, style, 1.0).numpy()
     for quantize in ("none", "fp16", "int8"):
         output = work / f"tflite_{quantize}"
         description = export_tflite(model, output, quantize, photos, paintings)
@@ -175,9 +179,11 @@ def tflite_figures(model, photos, paintings, work) -> list[list]:
         def transfer(interpreter=transfer_interpreter, inputs=inputs):
             return run_tflite(interpreter, inputs)
 
+        difference = float(np.abs(transfer() - expected).mean())
         rows.append(
             [
                 quantize,
+                f"{difference:.4f}",
                 f"{files['style_representation.tflite']['bytes'] / 1e6:.1f}",
                 f"{timed(represent):.0f}",
                 f"{files['stylize_with_representation.tflite']['bytes'] / 1e6:.1f}",

@@ -5,4 +5,6 @@ TensorFlow), `data` the photo pipeline (`tf.data`), `training` the distributed
 trainer, `distribute` the strategy choice, `export` the SavedModel, `stylizer` the loaded
 SavedModel, `tiling` large images in tiles, `memory` the plan that decides when to tile, `apply`
 the file loop, and `job` the training's mapping onto the run machinery (`tf_nst.run`).
+`any_style` holds the network trained once on many paintings (AdaIN) that takes its painting
+when applied.
 """
