@@ -395,12 +395,12 @@ TFLITE_TOLERANCE = {"none": 1e-4, "fp16": 5e-3}
 
 
 def _shared_photos(count):
-    from tf_nst.image import decoding
+    from tf_nst.image import decoding, folders
 
     folder = SHARED / "photos"
     if not folder.is_dir():
         pytest.skip(f"shared photos not found in {folder} (set TF_NST_SHARED)")
-    paths = decoding.find_images(folder)[:count]
+    paths = folders.find_images(folder)[:count]
     return [decoding.load_image(path, long_side=TFLITE_PHOTO_SIDE) for path in paths]
 
 

@@ -30,7 +30,7 @@ from conftest import slow_setup
 from PIL import Image
 
 from tf_nst.errors import StyleTransferError
-from tf_nst.image import decoding
+from tf_nst.image import decoding, folders
 from tf_nst.networks import photos
 from tf_nst.run.console import SignalHandler, call_on_signal
 
@@ -73,12 +73,12 @@ def test_a_folder_with_two_links_to_itself_is_walked_once_and_the_repeats_are_co
     (tmp_path / "b").symlink_to(".")
 
     # Before: os.walk(followlinks=True) went round a/b/a/b/... for ever, memory growing.
-    finished, walk = finishes_within(lambda: decoding.walk_images(tmp_path), 20)
+    finished, walk = finishes_within(lambda: folders.walk_images(tmp_path), 20)
 
     assert finished, "the walk of a folder holding two links to itself did not end"
     assert walk.files == tuple(made)
     assert walk.repeats == 2
-    assert decoding.find_images(tmp_path) == made
+    assert folders.find_images(tmp_path) == made
 
 
 def test_a_photo_reached_through_a_self_link_counts_once_and_never_validates_on_training(
@@ -107,7 +107,7 @@ def test_second_links_and_hard_links_are_one_photo_under_its_real_path(tmp_path)
     (tmp_path / "link.png").symlink_to(made[0])
     os.link(made[1], tmp_path / "hard.png")
 
-    walk = decoding.walk_images(tmp_path)
+    walk = folders.walk_images(tmp_path)
 
     assert walk.files == (tmp_path / "hard.png", made[0])  # "hard.png" < "real/..." by path
     assert walk.repeats == 3  # the folder link, the file link, the hard link

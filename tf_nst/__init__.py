@@ -66,6 +66,7 @@ TENSORFLOW_FREE_MODULES = (
     "tf_nst.features.weights_file",
     "tf_nst.image",
     "tf_nst.image.decoding",
+    "tf_nst.image.folders",
     "tf_nst.image.writing",
     "tf_nst.image.colors",
     "tf_nst.optimize",

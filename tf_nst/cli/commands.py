@@ -528,18 +528,18 @@ def _bind_styles(network, style_paths, config: ApplyConfig):
     return network.with_styles(styles, config.strength, blend)
 
 
-def _sample_images(folders, label: str, count: int = 16) -> list:
+def _sample_images(image_folders, label: str, count: int = 16) -> list:
     """Up to `count` images spread over the folders' images, reduced to 512 px."""
-    from tf_nst.image import decoding
+    from tf_nst.image import decoding, folders
 
     paths = []
-    for folder in folders:
+    for folder in image_folders:
         path = pathlib.Path(folder)
         if not path.is_dir():
             raise StyleTransferError(
                 f"--{label} {printable(str(folder))} is not a folder: pass a folder of images"
             )
-        paths.extend(decoding.find_images(path))
+        paths.extend(folders.find_images(path))
     if not paths:
         raise StyleTransferError(f"--{label} holds no images: pass a folder of images")
     chosen = [paths[int((index + 0.5) * len(paths) / count)] for index in range(count)]

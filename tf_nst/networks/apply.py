@@ -16,7 +16,7 @@ import numpy as np
 
 from tf_nst.config import ApplyConfig
 from tf_nst.errors import StyleTransferError
-from tf_nst.image import colors, decoding, writing
+from tf_nst.image import colors, decoding, folders, writing
 from tf_nst.memory import available_bytes
 from tf_nst.networks.memory import MEMORY_FRACTION, estimate_apply_bytes, plan_photo
 from tf_nst.networks.stylizer import StyleNetwork, load_stylizer
@@ -62,7 +62,7 @@ def list_inputs(inputs: Sequence[str | os.PathLike]) -> list[tuple[pathlib.Path,
     for entry in map(pathlib.Path, inputs):
         label = printable(os.fspath(entry))
         if entry.is_dir():
-            files = decoding.find_images(entry)
+            files = folders.find_images(entry)
             if not files:
                 raise StyleTransferError(
                     f"input folder {label} holds no images "
@@ -191,7 +191,7 @@ def apply_to_files(
 
     result = ApplyResult()
     done = 0
-    folders = set()
+    created_folders = set()
     for start in range(0, len(pairs), config.batch_size):
         loaded = []
         for source, target in pairs[start : start + config.batch_size]:
@@ -205,9 +205,10 @@ def apply_to_files(
                 if progress is not None:
                     progress(done, len(pairs), os.fspath(source), None)
         for source, target, photo, stylized in _stylize_group(stylizer, loaded):
-            if target.parent not in folders:  # created on first use, so a failed run makes none
+            # Created on first use, so that a run where every input fails makes none.
+            if target.parent not in created_folders:
                 _create_folder(target.parent)
-                folders.add(target.parent)
+                created_folders.add(target.parent)
             try:
                 stylized = colors.keep_colors(stylized, photo, config.preserve_colors)
                 writing.save_image(stylized, target)

@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from tf_nst.errors import StyleTransferError
-from tf_nst.image import decoding
+from tf_nst.image import decoding, folders
 from tf_nst.text import printable
 
 SMALLEST_CROP_FRACTION = 0.5
@@ -62,7 +62,7 @@ class PhotoSet:
 def find_photos(photos: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str]:
     """Returns the photo files under a folder, or under each of several paths, sorted.
 
-    Folders are searched recursively by `tf_nst.image.decoding.walk_images`: hidden files and
+    Folders are searched recursively by `tf_nst.image.folders.walk_images`: hidden files and
     folders (names starting with ".") and files whose extension is not in
     `tf_nst.image.decoding.IMAGE_EXTENSIONS` are ignored, each real folder is walked once (a
     symbolic-link loop ends) and each real file is listed once. A path given explicitly in a list
@@ -99,7 +99,7 @@ def _gather(photos: str | os.PathLike | Sequence[str | os.PathLike]) -> _Gathere
             raise StyleTransferError(
                 f"photos path {label} is a file, not a folder: pass a folder of photos"
             )
-        walk = decoding.walk_images(folder)
+        walk = folders.walk_images(folder)
         if not walk.files and not walk.unreadable:
             raise StyleTransferError(
                 f"photos folder {label} holds no photos "
@@ -115,7 +115,7 @@ def _gather(photos: str | os.PathLike | Sequence[str | os.PathLike]) -> _Gathere
     for path in photos:
         entry = pathlib.Path(path)
         if entry.is_dir():
-            walk = decoding.walk_images(entry)
+            walk = folders.walk_images(entry)
             candidates.extend(walk.files)
             repeats += walk.repeats
             unreadable.extend((os.fspath(where), reason) for where, reason in walk.unreadable)

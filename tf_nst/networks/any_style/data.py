@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_nst.errors import StyleTransferError
-from tf_nst.image import decoding
+from tf_nst.image import decoding, folders
 from tf_nst.networks import data
 from tf_nst.networks.data import PhotoSet
 from tf_nst.text import printable
@@ -36,11 +36,11 @@ def find_paintings(paintings: str | os.PathLike | Sequence[str | os.PathLike]) -
     Raises:
         StyleTransferError: If a folder does not exist, is a file, or holds no images.
     """
-    folders = [paintings] if isinstance(paintings, (str, os.PathLike)) else list(paintings)
-    if not folders:
+    painting_folders = [paintings] if isinstance(paintings, (str, os.PathLike)) else list(paintings)
+    if not painting_folders:
         raise StyleTransferError("no paintings were given: pass --paintings DIR")
     found = []
-    for folder in folders:
+    for folder in painting_folders:
         path = pathlib.Path(folder)
         label = printable(os.fspath(folder))
         if not path.exists():
@@ -51,7 +51,7 @@ def find_paintings(paintings: str | os.PathLike | Sequence[str | os.PathLike]) -
             raise StyleTransferError(
                 f"`paintings` {label} is a file, not a folder: pass a folder of paintings"
             )
-        images = decoding.find_images(path)
+        images = folders.find_images(path)
         if not images:
             raise StyleTransferError(
                 f"`paintings` {label} holds no images ({', '.join(decoding.IMAGE_EXTENSIONS)}, "
