@@ -242,7 +242,7 @@ def train_inputs(tmp_path):
     [
         (["--size", "99999999"], "--size 99999999 makes training crops of 99999999x99999999 px"),
         (["--size", "5000000"], "--size 5000000 makes training crops"),
-        (["--style-scale", "1e6"], "--style-scale 1e+06 makes style image 1"),
+        (["--style-size", "1000000"], "--style-size 1000000 makes style image 1"),
         (["--width", "100000"], "--width 100000 needs about"),
         (["--batch-size", "100000"], "--size 256 with --batch-size 100000 needs about"),
     ],
@@ -250,9 +250,9 @@ def train_inputs(tmp_path):
 def test_train_refuses_what_cannot_fit_before_tensorflow(
     flags, expected, train_inputs, tmp_path, cli, no_tensorflow
 ):
-    """Before: `--size 99999999` and `--style-scale 1e6` said "out of memory" with exit 1,
-    `--size 5000000` grew to 17.7 GB and `--width 100000` failed after 14 s with an unexpected
-    ResourceExhaustedError; all of them once TensorFlow had loaded."""
+    """Before: `--size 99999999` and `--style-scale 1e6` (now `--style-size`) said "out of
+    memory" with exit 1, `--size 5000000` grew to 17.7 GB and `--width 100000` failed after
+    14 s with an unexpected ResourceExhaustedError; all of them once TensorFlow had loaded."""
     photos, style = train_inputs
     status, lines = cli(
         "train", style, "--photos", photos, "-o", tmp_path / "model", "--validation", "1",
@@ -264,7 +264,7 @@ def test_train_refuses_what_cannot_fit_before_tensorflow(
     assert not (tmp_path / "model").exists() and not (tmp_path / "logs").exists()
 
 
-def test_the_training_estimate_counts_width_batch_size_and_style_scale():
+def test_the_training_estimate_counts_width_batch_size_and_style_size():
     config = TrainConfig(size=256, batch_size=4, width=32, validation=2, precision="fp32")
     style = decoding.ImageInfo(600, 800, "RGB", 100_000)
     base = estimate_train_bytes(config, [style])
@@ -285,11 +285,11 @@ def test_the_training_estimate_counts_width_batch_size_and_style_scale():
     assert estimate_train_bytes(config.replace(precision="bf16"), [style]).peak_bytes < (
         base.peak_bytes
     )
-    scaled = estimate_train_bytes(config.replace(style_scale=8), [style])
+    scaled = estimate_train_bytes(config.replace(style_size=4096), [style])
     assert scaled.style_bytes > 10 * base.style_bytes
     # Refusals name what takes the memory.
-    with pytest.raises(StyleTransferError, match=r"^`style_scale` 8 needs about"):
-        check_train_fits(config.replace(style_scale=8), [style], available=scaled.step_bytes)
+    with pytest.raises(StyleTransferError, match=r"^`style_size` 4096 needs about"):
+        check_train_fits(config.replace(style_size=4096), [style], available=scaled.step_bytes)
     check_train_fits(config, [style], available=base.peak_bytes)  # fits exactly: no error
 
 

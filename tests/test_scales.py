@@ -156,7 +156,7 @@ def test_a_huge_style_scale_is_refused_up_front():
     with pytest.raises(StyleTransferError) as raised:
         check_image_sizes(config, (384, 512), [(300, 400)])
     message = str(raised.value)
-    assert "--style-scale 1e+06" in message and str(MAX_PIXELS) in message
+    assert "`style_scale` 1e+06" in message and str(MAX_PIXELS) in message
     assert "\n" not in message
 
 

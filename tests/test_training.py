@@ -18,6 +18,7 @@ from PIL import Image
 from tf_nst.config import TrainConfig
 from tf_nst.errors import StyleTransferError
 from tf_nst.features.extractor import build_feature_extractor
+from tf_nst.features.targets import style_gram_targets
 from tf_nst.networks.distribute import is_chief, make_strategy, output_path
 from tf_nst.networks.training import NetworkTrainer, TrainStepResult
 
@@ -32,6 +33,7 @@ CONFIG = TrainConfig(
     seed=3,
     precision="fp32",
     distribute="none",
+    style_size=32,
 )
 CHECKPOINT_STEP = 3
 RESUMED_UNTIL = 5
@@ -187,6 +189,32 @@ def test_multiworker_without_tf_config_is_a_one_line_error(monkeypatch):
         make_strategy("multiworker")
 
 
+def test_the_style_is_seen_at_style_size_whatever_the_crops(photos, extractor, style):
+    """`style_size` is the style's long side in the loss, in pixels, at any crop `size`.
+
+    Before it, the style was resized to the crop size times `style_scale`, so 16 px crops saw a
+    16 px painting: its strokes, a few pixels wide, became a fine texture.
+    """
+    style = style.astype(np.float32)
+    layers, blend = CONFIG.style_layers, (1.0,)
+    expected = style_gram_targets(extractor, [style], 24, layers, blend)
+    at_crop_size = style_gram_targets(extractor, [style], 16, layers, blend)
+    for size in (16, 24):
+        trainer = NetworkTrainer(
+            photos, [style], CONFIG.replace(size=size, style_size=24), extractor=extractor
+        )
+        assert trainer.style_side == 24
+        for name in layers:
+            np.testing.assert_allclose(
+                trainer.style_gram_targets[name].numpy(), expected[name].numpy(), rtol=1e-5
+            )
+    difference = max(
+        float(np.abs(expected[name].numpy() - at_crop_size[name].numpy()).max())
+        for name in layers
+    )
+    assert difference > 1e-3
+
+
 def test_training_config_names_the_field_in_its_errors():
     """The library names the field (`batch_size`); the CLI shows it as the flag."""
     for changes, field in [
@@ -194,6 +222,7 @@ def test_training_config_names_the_field_in_its_errors():
         ({"validation": -1}, "`validation`"),
         ({"distribute": "tpu"}, "`distribute`"),
         ({"style_layer_weights": (1.0,)}, "`style_layer_weights`"),
+        ({"style_size": 0}, "`style_size`"),
     ]:
         with pytest.raises(StyleTransferError, match=field):
             TrainConfig(**changes)

@@ -61,6 +61,10 @@ DEFAULT_TRAIN_LOSS_WEIGHTS = (1.0, 3.0, 1.0)
 # The five layers the training defaults were measured with (README, "Fast style networks");
 # the optimisation dropped block5_conv1 later, and the network was not re-measured without it.
 DEFAULT_TRAIN_STYLE_LAYERS = (*DEFAULT_STYLE_LAYERS, "block5_conv1")
+# The painting's size in the training loss, in pixels rather than relative to the crops, so that
+# small CPU crops still learn the painting's strokes at the size a 512 px output shows them
+# (README, "Fast style networks": chosen by measurement).
+DEFAULT_TRAIN_STYLE_SIZE = 512
 
 
 
@@ -124,7 +128,6 @@ class LossSettings:
         style_layers: Backbone layers whose Gram matrices the output must match.
         style_layer_weights: One weight per style layer; equal when None.
         style_blend: One weight per style image, normalised to sum to 1; equal when None.
-        style_scale: Size of the style images relative to the working size.
         backbone: "vgg19" or "vgg16".
         weights: "imagenet" (downloaded once by Keras) or a path to a Keras weights file.
         pooling: "max" (as trained) or "avg" (as Gatys et al. recommend).
@@ -152,11 +155,6 @@ class LossSettings:
     style_blend: tuple[float, ...] | None = setting(
         None,
         "comma-separated weights of the STYLE images, normalised to sum to 1 (default: equal)",
-    )
-    style_scale: float = setting(
-        1.0,
-        "style image size relative to the working size (--size); larger means larger brush "
-        "strokes",
     )
     backbone: str = setting(
         "vgg19", "the VGG network whose features define the losses", choices=BACKBONES
@@ -193,7 +191,6 @@ class LossSettings:
         _check_choices(self)
         for name in LOSS_WEIGHT_FIELDS:
             _non_negative_number(name, getattr(self, name))
-        _positive_number("style_scale", self.style_scale)
         if not self.content_layers:
             raise StyleTransferError("`content_layers` is empty: name at least one layer")
         if not self.style_layers:
@@ -281,6 +278,7 @@ class StyleConfig(LossSettings):
         learning_rate: Adam learning rate, in image units (the image lives in [0, 1]).
         init: "content", "noise", "style" or a path to an image.
         preserve_colors: "none", "luminance" or "histogram".
+        style_scale: Size of the style images relative to the working size of each scale.
         optimizer: "adam" or "lbfgs".
         scales: Number of coarse-to-fine scales; None picks it from `size`.
         loss_normalization: "normalized" (backbone independent) or "tutorial"; its
@@ -310,6 +308,11 @@ class StyleConfig(LossSettings):
     preserve_colors: str = preserve_colors_setting(
         "keep the content's colours (Gatys et al. 2016)"
     )
+    style_scale: float = setting(
+        1.0,
+        "style image size relative to the working size (--size); larger means larger brush "
+        "strokes",
+    )
     optimizer: str = setting(
         "lbfgs",
         "lbfgs (scipy's L-BFGS-B, one step = one evaluation) or adam",
@@ -334,6 +337,7 @@ class StyleConfig(LossSettings):
                 object.__setattr__(self, name, default)
         super().__post_init__()
         _check_run_length(self)
+        _positive_number("style_scale", self.style_scale)
         if not self.init:
             raise StyleTransferError(
                 "`init` is empty: pass content, noise, style or the path of an image"
@@ -366,6 +370,7 @@ class TrainConfig(LossSettings):
         learning_rate: Adam's learning rate.
         batch_size: Photos per replica per step; the global batch is this times the replicas.
         width: Channels of the transform network's first layer.
+        style_size: Long side of the style images in the loss, in pixels, whatever `size`.
         validation: Photos held out of training, whose loss drives keep-best.
         validation_every: Steps between validations.
         distribute: "auto", "none", "mirrored" or "multiworker".
@@ -392,6 +397,11 @@ class TrainConfig(LossSettings):
         32,
         "channels of the network's first layer: 32 is Johnson's network, 16 is about 4x cheaper",
     )
+    style_size: int = setting(
+        DEFAULT_TRAIN_STYLE_SIZE,
+        "long side of the style images in the loss, in pixels, whatever --size (Johnson et "
+        "al.'s style_image_size): the painting's strokes keep their size in pixels",
+    )
     validation: int = setting(8, "photos held out of training; their loss picks the best network")
     validation_every: int = setting(100, "steps between validations")
     distribute: str = setting(
@@ -404,7 +414,7 @@ class TrainConfig(LossSettings):
     def __post_init__(self):
         super().__post_init__()
         _check_run_length(self)
-        for name in ("batch_size", "width", "validation_every"):
+        for name in ("batch_size", "width", "style_size", "validation_every"):
             _positive_int(name, getattr(self, name))
         if isinstance(self.validation, bool) or not isinstance(self.validation, int):
             raise StyleTransferError(
@@ -455,7 +465,7 @@ class AnyStyleConfig(LossSettings):
     }
     HPARAMS_FIRST: ClassVar[tuple[str, ...]] = ("style_weight", "size", "steps", "decoder_width")
     # Shared settings that have no meaning for a network that takes its style at apply time.
-    UNUSED_FIELDS: ClassVar[tuple[str, ...]] = ("style_blend", "style_scale")
+    UNUSED_FIELDS: ClassVar[tuple[str, ...]] = ("style_blend",)
 
     size: int = setting(256, "side of the square training crops, in pixels (AdaIN: 256)")
     steps: int = setting(160_000, "training steps (AdaIN: 160000 at batch 8)")
@@ -491,9 +501,9 @@ class AnyStyleConfig(LossSettings):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise StyleTransferError(f"`{name}` must be 0 or more, got {value!r}")
-        if self.style_blend is not None or self.style_scale != 1.0:
+        if self.style_blend is not None:
             raise StyleTransferError(
-                "`style_blend` and `style_scale` have no meaning for an any-style network: "
+                "`style_blend` has no meaning for an any-style network: "
                 "blend styles when applying it (--style-blend)"
             )
         if tuple(self.content_layers) != DEFAULT_ANY_STYLE_CONTENT_LAYERS:

@@ -49,7 +49,7 @@ def check_style_sizes(
     style_shapes: Sequence[Sequence[int]],
     smallest_long_side: int,
     largest_long_side: int,
-    style_scale: float,
+    setting: str,
     layers: Sequence[str],
 ) -> None:
     """Checks every style image at the smallest and largest long side a run gives it.
@@ -58,24 +58,28 @@ def check_style_sizes(
         style_shapes: (height, width, ...) of each style image.
         smallest_long_side: The style's long side at the run's smallest working size.
         largest_long_side: Its long side at the largest.
-        style_scale: The run's `style_scale`, named in the message about a style too large.
+        setting: The config field that sets the style's size, with its value, as messages name
+            it: "`style_scale` 2" (the optimisation) or "`style_size` 512" (training).
         layers: The run's content and style layers, which set the floor.
 
     Raises:
         StyleTransferError: Naming the style image, its working size and what to change.
     """
+    field = setting.split()[0]
     minimum = minimum_working_side(layers)
     for index, shape in enumerate(style_shapes, start=1):
         low = working_shape(shape, smallest_long_side)
         if min(low) < minimum:
             raise StyleTransferError(
                 f"style image {index} works at {low[1]}x{low[0]} px, below the {minimum} px "
-                f"{floor_reason(layers)} needs: raise --style-scale or --size"
+                f"{floor_reason(layers)} needs: raise {field}"
+                + (" or `size`" if field == "`style_scale`" else "")
             )
         high = working_shape(shape, largest_long_side)
         if high[0] * high[1] > MAX_PIXELS:
             raise StyleTransferError(
-                f"--style-scale {style_scale:g} makes style image {index} "
+                f"{setting} makes style image {index} "
                 f"{high[1]}x{high[0]} px, over the limit of {MAX_PIXELS} pixels for "
-                "any working image: lower --style-scale (or --size)"
+                f"any working image: lower {field}"
+                + (" (or `size`)" if field == "`style_scale`" else "")
             )

@@ -201,7 +201,6 @@ def run_train(arguments: argparse.Namespace) -> int:
     from tf_nst.networks.job import TrainJob, check_own_model, train_resume_key
     from tf_nst.networks.memory import check_train_fits
     from tf_nst.networks.photos import find_photos, skipped_warnings
-    from tf_nst.sizes import style_long_side
 
     config = from_arguments(TrainConfig, arguments)
     options = from_arguments(OutputOptions, arguments)
@@ -218,11 +217,10 @@ def run_train(arguments: argparse.Namespace) -> int:
         run.check_no_checkpoint(options.output)
     if not (options.resume and os.path.lexists(options.output)):
         _check_new_directory(options.output, "MODEL_DIR")
-    # The sizes, widths and style scale are checked against the memory before TensorFlow
+    # The sizes, widths and style size are checked against the memory before TensorFlow
     # allocates anything, and the styles are decoded at the size the loss sees them.
     check_train_fits(config, [decoding.read_image_info(path) for path in arguments.styles])
-    style_side = style_long_side(config.size, config.style_scale)
-    styles = [decoding.load_image(path, long_side=style_side) for path in arguments.styles]
+    styles = [decoding.load_image(path, long_side=config.style_size) for path in arguments.styles]
     photo_paths = find_photos(photos)
     key = train_resume_key(config, photo_paths, arguments.styles)
     plan = run.check_outputs(options, key)

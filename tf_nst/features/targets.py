@@ -24,7 +24,7 @@ def style_gram_targets(
 
     Each style image is resized (Lanczos, `tf_nst.image.decoding.resize`) so that its long side
     is `long_side`, and its features are dropped as soon as its Grams are added: a style at a
-    large `style_scale` has large activations.
+    large size has large activations.
 
     Args:
         extractor: The feature extractor; it must return `layers`.

@@ -23,7 +23,7 @@ STYLIZER_METADATA = "tf_nst_stylizer.json"
 # Settings that change a training's trajectory: a resumed run must keep them.
 TRAIN_RESUME_SETTINGS = (
     "size", "batch_size", "steps", "learning_rate", "content_weight", "style_weight", "tv_weight",
-    "content_layers", "style_layers", "style_layer_weights", "style_blend", "style_scale",
+    "content_layers", "style_layers", "style_layer_weights", "style_blend", "style_size",
     "width", "backbone", "weights", "pooling", "precision", "seed", "validation",
     "validation_every", "distribute",
 )  # fmt: skip

@@ -41,7 +41,6 @@ from tf_nst.sizes import (
     check_style_sizes,
     floor_reason,
     minimum_working_side,
-    style_long_side,
     working_shape,
 )
 
@@ -285,7 +284,7 @@ def estimate_train_bytes(
     """Estimates the peak resident memory of a training, from the config and the styles' headers.
 
     It assumes the style images are loaded as the CLI loads them, at their working size
-    (`decoding.load_image(path, long_side=style_long_side(size, style_scale))`), and counts
+    (`decoding.load_image(path, long_side=style_size)`), and counts
 
     * the runtime (`RUNTIME_BASE_BYTES`);
     * the weights: the backbone's, and every copy of the transform network's
@@ -322,7 +321,7 @@ def estimate_train_bytes(
         + TRAIN_WEIGHT_COPIES * parameter_count(config.width) * 4
     )
     validation = VALIDATION_COPIES * config.validation * size * size * 3 * 4
-    style_side = style_long_side(size, config.style_scale)
+    style_side = config.style_size
     kept = sum(4 * 3 * math.prod(decoding.loaded_shape(style, style_side)) for style in styles)
     style = max(
         (
@@ -349,7 +348,7 @@ def check_train_sizes(config, style_shapes: Sequence[Sequence[int]]) -> None:
 
     Raises:
         StyleTransferError: For crops below the size the layers need or over
-            `tf_nst.sizes.MAX_PIXELS`, or a style image too small or too large at `style_scale`.
+            `tf_nst.sizes.MAX_PIXELS`, or a style image too small or too large at `style_size`.
     """
     layers = tuple(config.content_layers) + tuple(config.style_layers)
     minimum = minimum_working_side(layers)
@@ -363,8 +362,8 @@ def check_train_sizes(config, style_shapes: Sequence[Sequence[int]]) -> None:
             f"`size` {config.size} makes training crops of {config.size}x{config.size} px, over "
             f"the limit of {MAX_PIXELS} pixels for any working image: lower `size`"
         )
-    side = style_long_side(config.size, config.style_scale)
-    check_style_sizes(style_shapes, side, side, config.style_scale, layers)
+    side = config.style_size
+    check_style_sizes(style_shapes, side, side, f"`style_size` {side}", layers)
 
 
 def check_train_fits(
@@ -401,9 +400,8 @@ def check_train_fits(
         )
     elif largest == estimate.style_bytes:
         message = (
-            f"`style_scale` {config.style_scale:g} {needs} (the style images' pass at their "
-            f"working size takes {format_bytes(estimate.style_bytes)}): lower `style_scale` (or "
-            "`size`)"
+            f"`style_size` {config.style_size} {needs} (the style images' pass at that size "
+            f"takes {format_bytes(estimate.style_bytes)}): lower `style_size`"
         )
     else:
         message = (

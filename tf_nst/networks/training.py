@@ -36,7 +36,7 @@ from tf_nst.networks.distribute import make_strategy, replica_count
 from tf_nst.networks.memory import check_train_sizes
 from tf_nst.precision import resolve_precision
 from tf_nst.run.console import call_on_signal
-from tf_nst.sizes import minimum_working_side, style_long_side
+from tf_nst.sizes import minimum_working_side
 
 
 @dataclasses.dataclass(frozen=True)
@@ -329,7 +329,7 @@ class NetworkTrainer:
     @property
     def style_side(self) -> int:
         """The long side of the style images in the loss, in pixels."""
-        return style_long_side(self.config.size, self.config.style_scale)
+        return self.config.style_size
 
     # --- checkpoint and resume -------------------------------------------------------------
 
