@@ -3,9 +3,9 @@
 The network is random, not trained (a tiny VGG19 encoder and decoder, no fixture training it), its
 last layer scaled so the output spans [0, 1]; the calibration and comparison images are real
 photos from ../shared/photos, the compared ones held out of the calibration. Quantising every op
-(the code before selective int8) gave a representation off by about 70% and an output off by
-the image's own spread, or stopped at the division by a deviation rounded to 0
-(`div.cc data[i] != 0`, Node DIV) when one of the int8 deviations happened to be 0.
+(the code before selective int8) gave a representation mostly wrong and an output off by the
+image's own spread, or stopped at the division by a deviation rounded to 0 (`div.cc data[i] !=
+0`, Node DIV) when one of the int8 deviations happened to be 0.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from tf_nst.networks.stylizer import load_stylizer
 
 CALIBRATION_PHOTOS = 6
 # int8 against the SavedModel: the representation's mean relative difference, and the stylized
-# images' mean absolute difference in [0, 1]. Measured: 0.5% and 0.03 (a sixth of the image's
-# spread) with the convolutions in int8 and the statistics in float; every op in int8 gave 72 to
-# 74% and, at strength 1, 0.18 to 0.20 (the image's spread: nothing of the photo left).
+# images' mean absolute difference in [0, 1]. About twice what int8 convolutions with float
+# statistics measure here (the rounding of the activations), and far below what quantising every
+# op gives (an error as large as the image's spread).
 REPRESENTATION_TOLERANCE = 0.02
 STYLIZED_TOLERANCE = 0.06
 STRENGTH = 0.8

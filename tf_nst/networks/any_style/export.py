@@ -246,10 +246,11 @@ def selectively_quantized(converter: tf.lite.TFLiteConverter, samples: list) -> 
     relu4_1 span orders of magnitude across channels (a dead channel's deviation is sqrt(eps)),
     so in int8 the small deviations round to 0 (the transfer model divided by them: `div.cc
     data[i] != 0`) and the normalisation amplifies the features' rounding; and the converter
-    gives the encoder's RGB-to-BGR flip the scale of the `* 255` after it, leaving 2 levels of
-    the photo. So only `INT8_OPS` and the `LAYOUT_OPS` between them are quantised; every other
-    op is denylisted by its output tensor (`tf.lite.experimental.QuantizationDebugOptions`), and
-    the converter puts (de)quantisations around it. Calibration runs once, on `samples`.
+    gives the encoder's RGB-to-BGR flip the scale of the `* 255` after it, which rounds each
+    colour of the photo to its extremes. So only `INT8_OPS` and the `LAYOUT_OPS` between them
+    are quantised; every other op is denylisted by its output tensor
+    (`tf.lite.experimental.QuantizationDebugOptions`, the documented selective quantisation),
+    and the converter puts (de)quantisations around it. Calibration runs once, on `samples`.
 
     Args:
         converter: A converter set up for int8 (optimizations and representative dataset).
