@@ -248,9 +248,9 @@ def selectively_quantized(converter: tf.lite.TFLiteConverter, samples: list) -> 
     data[i] != 0`) and the normalisation amplifies the features' rounding; and the converter
     gives the encoder's RGB-to-BGR flip the scale of the `* 255` after it, which rounds each
     colour of the photo to its extremes. So only `INT8_OPS` and the `LAYOUT_OPS` between them
-    are quantised; every other op is denylisted by its output tensor
-    (`tf.lite.experimental.QuantizationDebugOptions`, the documented selective quantisation),
-    and the converter puts (de)quantisations around it. Calibration runs once, on `samples`.
+    are quantised; every other op is denylisted (`tf.lite.experimental.QuantizationDebugOptions`,
+    the documented selective quantisation, see `float_ops`), and the converter puts
+    (de)quantisations around it. Calibration runs once, on `samples`.
 
     Args:
         converter: A converter set up for int8 (optimizations and representative dataset).
@@ -262,17 +262,23 @@ def selectively_quantized(converter: tf.lite.TFLiteConverter, samples: list) -> 
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=lambda: iter(samples)
     )
+    nodes, types = float_ops(debugger.calibrated_model)
     debugger.options = tf.lite.experimental.QuantizationDebugOptions(
-        denylisted_nodes=float_nodes(debugger.calibrated_model)
+        denylisted_nodes=nodes, denylisted_ops=types or None
     )
     return debugger.get_nondebug_quantized_model()
 
 
-def float_nodes(model: bytes) -> list[str]:
-    """The output tensor names of a TFLite model's ops that selective int8 leaves in float.
+def float_ops(model: bytes) -> tuple[list[str], list[str]]:
+    """The ops of a TFLite model that selective int8 leaves in float, as the quantiser names them.
 
     An op is quantised if its type is in `INT8_OPS`, or in `LAYOUT_OPS` with every consumer
     quantised (so the walk goes from the outputs back, TFLite's ops being in execution order).
+
+    Returns:
+        `(nodes, types)`: the output tensor names of the float ops with one output, and the types
+        of those with several (the representation's split), which the quantiser matches by no
+        name, so their type is denylisted instead.
     """
     interpreter = tf.lite.Interpreter(
         model_content=model,
@@ -295,11 +301,16 @@ def float_nodes(model: bytes) -> list[str]:
             and all(user in quantized for user in users)
         ):
             quantized.add(operation["index"])
-    return [
-        names[int(operation["outputs"][0])]
-        for operation in operations
-        if operation["index"] not in quantized and len(operation["outputs"])
-    ]
+    nodes, types = [], set()
+    for operation in operations:
+        outputs = operation["outputs"]
+        if operation["index"] in quantized or not len(outputs):
+            continue
+        if len(outputs) == 1:
+            nodes.append(names[int(outputs[0])])
+        else:
+            types.add(operation["op_name"])
+    return nodes, sorted(types)
 
 
 def export_tflite(
