@@ -20,7 +20,10 @@ as Magenta's mobile models take): a per-style network gives `stylize.tflite`; an
 network gives its two parts, `style_representation.tflite` and
 `stylize_with_representation.tflite`. "fp16" stores float16 weights; "int8" quantises weights
 and activations, calibrated on a representative dataset of training photos (and paintings),
-with float32 inputs and outputs.
+with float32 inputs and outputs. For an any-style network int8 is selective
+(`selectively_quantized`): the convolutions, the pooling and the padding and upsampling between
+them run in int8; the rest (the encoder's colour preprocessing, the AdaIN statistics and
+normalisation, the strength mix, the clipping) in float32.
 """
 
 from __future__ import annotations
@@ -56,6 +59,17 @@ TFLITE_STYLE_SIDE = 256
 QUANTIZATIONS = ("none", "fp16", "int8")
 TFLITE_METADATA = "tflite.json"
 REPRESENTATIVE_SAMPLES = 16
+INT8_OPS = frozenset(
+    {"CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED"}
+    | {"MAX_POOL_2D", "AVERAGE_POOL_2D"}
+)
+"""TFLite op types that selective int8 quantises: the ones with weights, and pooling."""
+LAYOUT_OPS = frozenset(
+    {"MIRROR_PAD", "PAD", "RESHAPE", "TILE", "STRIDED_SLICE", "SLICE", "SPLIT", "CONCATENATION"}
+    | {"RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE", "SQUEEZE", "EXPAND_DIMS"}
+)
+"""Op types that only move values: int8 when all they feed is int8 (the decoder's padding and
+upsampling), float otherwise (the slices of the representation and of the statistics)."""
 
 PHOTOS_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name="photos")
 STYLES_SPEC = tf.TensorSpec([None, None, None, 3], tf.float32, name="styles")
@@ -189,8 +203,23 @@ def tflite_parts(saved_model, kind: str, representation_size: int | None = None)
     }
 
 
-def convert(concrete, trackable, quantize: str, representative: Iterable | None) -> bytes:
-    """Runs the TFLite converter on one concrete function with a quantisation."""
+def convert(
+    concrete,
+    trackable,
+    quantize: str,
+    representative: Iterable | None,
+    selective: bool = False,
+) -> bytes:
+    """Runs the TFLite converter on one concrete function with a quantisation.
+
+    Args:
+        concrete: The concrete function to convert.
+        trackable: The object holding its variables (the loaded SavedModel).
+        quantize: "none", "fp16" or "int8".
+        representative: For int8: the calibration samples, each a list of the inputs.
+        selective: For int8: quantise the convolutions only (`selectively_quantized`), as
+            any-style networks need; otherwise every op that has an int8 kernel.
+    """
     if quantize not in QUANTIZATIONS:
         raise StyleTransferError(
             f"`quantize` must be one of {', '.join(QUANTIZATIONS)}; got {quantize!r}"
@@ -205,7 +234,83 @@ def convert(concrete, trackable, quantize: str, representative: Iterable | None)
         samples = list(representative)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = lambda: iter(samples)
+        if selective:
+            return selectively_quantized(converter, samples)
     return converter.convert()
+
+
+def selectively_quantized(converter: tf.lite.TFLiteConverter, samples: list) -> bytes:
+    """int8 convolutions, float32 statistics: TFLite's selective quantisation of a converter.
+
+    TFLite quantises an activation with one scale for all its channels. The AdaIN statistics of
+    relu4_1 span orders of magnitude across channels (a dead channel's deviation is sqrt(eps)),
+    so in int8 the small deviations round to 0 (the transfer model divided by them: `div.cc
+    data[i] != 0`) and the normalisation amplifies the features' rounding; and the converter
+    gives the encoder's RGB-to-BGR flip the scale of the `* 255` after it, which rounds each
+    colour of the photo to its extremes. So only `INT8_OPS` and the `LAYOUT_OPS` between them
+    are quantised; every other op is denylisted (`tf.lite.experimental.QuantizationDebugOptions`,
+    the documented selective quantisation, see `float_ops`), and the converter puts
+    (de)quantisations around it. Calibration runs once, on `samples`.
+
+    Args:
+        converter: A converter set up for int8 (optimizations and representative dataset).
+        samples: The representative samples, for the debugger's dataset.
+
+    Returns:
+        The flatbuffer, with float32 inputs and outputs.
+    """
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=lambda: iter(samples)
+    )
+    nodes, types = float_ops(debugger.calibrated_model)
+    debugger.options = tf.lite.experimental.QuantizationDebugOptions(
+        denylisted_nodes=nodes, denylisted_ops=types or None
+    )
+    return debugger.get_nondebug_quantized_model()
+
+
+def float_ops(model: bytes) -> tuple[list[str], list[str]]:
+    """The ops of a TFLite model that selective int8 leaves in float, as the quantiser names them.
+
+    An op is quantised if its type is in `INT8_OPS`, or in `LAYOUT_OPS` with every consumer
+    quantised (so the walk goes from the outputs back, TFLite's ops being in execution order).
+
+    Returns:
+        `(nodes, types)`: the output tensor names of the float ops with one output, and the types
+        of those with several (the representation's split), which the quantiser matches by no
+        name, so their type is denylisted instead.
+    """
+    interpreter = tf.lite.Interpreter(
+        model_content=model,
+        experimental_op_resolver_type=(
+            tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+        ),
+    )
+    names = {detail["index"]: detail["name"] for detail in interpreter.get_tensor_details()}
+    operations = interpreter._get_ops_details()  # the graph; TF has no public accessor
+    consumers: dict[int, list[int]] = {}
+    for operation in operations:
+        for tensor in operation["inputs"]:
+            consumers.setdefault(int(tensor), []).append(operation["index"])
+    quantized = set()
+    for operation in reversed(operations):
+        users = [user for tensor in operation["outputs"] for user in consumers.get(int(tensor), [])]
+        if operation["op_name"] in INT8_OPS or (
+            operation["op_name"] in LAYOUT_OPS
+            and users
+            and all(user in quantized for user in users)
+        ):
+            quantized.add(operation["index"])
+    nodes, types = [], set()
+    for operation in operations:
+        outputs = operation["outputs"]
+        if operation["index"] in quantized or not len(outputs):
+            continue
+        if len(outputs) == 1:
+            nodes.append(names[int(outputs[0])])
+        else:
+            types.add(operation["op_name"])
+    return nodes, sorted(types)
 
 
 def export_tflite(
@@ -248,7 +353,13 @@ def export_tflite(
     converted = {}
     for name, (concrete, _) in parts.items():
         try:
-            converted[name] = convert(concrete, saved_model, quantize, representatives.get(name))
+            converted[name] = convert(
+                concrete,
+                saved_model,
+                quantize,
+                representatives.get(name),
+                selective=kind == ANY_STYLE_KIND,
+            )
         except StyleTransferError:
             raise
         except Exception as error:  # the converter raises many types
