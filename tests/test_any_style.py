@@ -132,6 +132,20 @@ def test_the_style_loss_is_zero_for_matching_statistics_and_per_example():
 # --- the decoder -------------------------------------------------------------------------------
 
 
+def test_a_fresh_decoder_starts_on_the_scale_of_images():
+    """relu4_1 features of the encoder (Caffe's 0-255 range) have a mean near 140 and a
+    deviation near 400 on real photos. Before `DECODER_INPUT_SCALE`, a fresh decoder turned them
+    into outputs with a deviation near 150, for images in [0, 1]: its ReLUs died while Adam
+    shrank that, and the trained network painted black. Now it starts within a few units."""
+    keras.utils.set_random_seed(0)
+    decoder = adain.build_decoder(16, "vgg16")
+    generator = np.random.default_rng(0)
+    features = np.maximum(generator.normal(0.0, 400.0, (2, 8, 8, 512)), 0.0).astype(np.float32)
+    outputs = decoder(features).numpy()
+    assert np.all(np.isfinite(outputs))
+    assert 1e-3 < outputs.std() < 3.0, outputs.std()
+
+
 @pytest.mark.parametrize(("backbone", "convolutions"), [("vgg19", 9), ("vgg16", 8)])
 def test_the_decoder_mirrors_vgg_to_relu4_1(backbone, convolutions, tmp_path):
     decoder = adain.build_decoder(width=4, backbone=backbone, channels=12)
@@ -409,13 +423,17 @@ def _square(image, side):
 @pytest.fixture(scope="module")
 @slow_setup  # it exports a network
 def contrasted_model(story, tmp_path_factory):
-    """The story's network with its last layer scaled so its output spans [0, 1]: a few steps
-    from random leave it near 0, where clipping would hide any difference."""
+    """The story's network with its last layer rescaled so that, on a real photo, its output
+    has mean 0.5 and deviation 0.25: a few steps from random leave it nearly flat, where any
+    converter would match it and clipping would hide differences."""
     trainer = story["trainer"]
     decoder = trainer.best_model()
+    photo = _square(_shared_photos(1)[0], TFLITE_PHOTO_SIDE)
+    raw = decoder(trainer.encoder(photo, training=False)[adain.ENCODER_LAYER]).numpy()
+    factor = 0.25 / max(float(raw.std()), 1e-12)
     last = decoder.get_layer("block1_deconv1")
     kernel, bias = last.get_weights()
-    last.set_weights([kernel * 50.0, bias + 0.5])
+    last.set_weights([kernel * factor, (bias - raw.mean()) * factor + 0.5])
     model = tmp_path_factory.mktemp("models") / "contrasted"
     export_any_style(trainer.encoder, decoder, model, {"steps": trainer.step})
     return model

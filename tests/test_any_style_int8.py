@@ -17,7 +17,7 @@ import tensorflow as tf
 from conftest import SHARED, slow_setup
 
 from tf_nst.features.extractor import build_feature_extractor
-from tf_nst.networks.any_style.adain import ENCODER_LAYER, build_decoder
+from tf_nst.networks.any_style.adain import DECODER_INPUT_SCALE, ENCODER_LAYER, build_decoder
 from tf_nst.networks.any_style.export import (
     INT8_OPS,
     LAYOUT_OPS,
@@ -62,7 +62,8 @@ def int8_export(tmp_path_factory):
     decoder = build_decoder(width=4, channels=encoder.get_layer(ENCODER_LAYER).filters)
     last = decoder.get_layer("block1_deconv1")
     kernel, bias = last.get_weights()
-    last.set_weights([kernel * 50.0, bias + 0.5])  # random weights leave the output near 0.5
+    # Random weights leave the output near 0.5; this also undoes the decoder's input scale.
+    last.set_weights([kernel * 50.0 / DECODER_INPUT_SCALE, bias + 0.5])
     root = tmp_path_factory.mktemp("int8")
     export_any_style(encoder, decoder, root / "model", {"steps": 0})
     images = _photos(CALIBRATION_PHOTOS + 2)

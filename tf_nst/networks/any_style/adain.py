@@ -30,6 +30,12 @@ ENCODER_LAYER = "block4_conv1"
 ADAIN_EPSILON = 1e-5
 """Added to the variance before its square root, so flat regions do not divide by zero."""
 VGG_FIRST_BLOCK_FILTERS = 64
+DECODER_INPUT_SCALE = 1 / 255
+"""The decoder sees its features divided by 255: the encoder takes [0, 1] images times 255 (Caffe's
+range), and its ReLU features scale with the pixels, so this gives the decoder the features of
+[0, 1] images, on the scale of the [0, 1] images it must return. Unscaled, a fresh decoder's output
+starts hundreds of times too large, and its ReLUs die while Adam shrinks it: it then paints black.
+"""
 
 
 def channel_statistics(features: tf.Tensor, epsilon: float = ADAIN_EPSILON):
@@ -128,7 +134,8 @@ def build_decoder(
     For VGG19 and `width` 64 it is AdaIN's decoder: a 3x3 conv to 256 channels, then for blocks 3,
     2, 1: nearest 2x upsampling and the block's convolutions in reverse (the last of each block
     narrowing to the next block's channels), the last one to RGB without activation. Every
-    convolution is reflection-padded; there is no normalisation.
+    convolution is reflection-padded; there is no normalisation. The input is first scaled by
+    `DECODER_INPUT_SCALE`.
 
     Args:
         width: Channels of the full-resolution block (VGG's 64); blocks 2 and 3 have 2x and 4x.
@@ -142,7 +149,9 @@ def build_decoder(
     """
     policy = PRECISION_POLICIES[precision]
     features = keras.Input(shape=(None, None, channels), name="features")
-    hidden = features
+    hidden = keras.layers.Rescaling(DECODER_INPUT_SCALE, name="features_scale", dtype=policy)(
+        features
+    )
 
     def convolution(hidden, filters, name, activation="relu"):
         hidden = ReflectionPadding2D(1, name=f"{name}_pad", dtype=policy)(hidden)
