@@ -192,9 +192,10 @@ def test_multiworker_without_tf_config_is_a_one_line_error(monkeypatch):
 def test_the_style_is_seen_at_style_size_whatever_the_crops(photos, extractor, style):
     """`style_size` is the style's long side in the loss, in pixels, at any crop `size`.
 
-    Before it, the style was resized to the crop size times `style_scale`, so 16 px crops saw a
-    16 px painting: its strokes, a few pixels wide, became a fine texture.
+    Before it, the style was always resized to the crop size (times `style_scale`), so 128 px
+    crops saw a 128 px painting; that stays the default (None), measured in the README.
     """
+    assert CONFIG.replace(style_size=None).style_side == CONFIG.size
     style = style.astype(np.float32)
     layers, blend = CONFIG.style_layers, (1.0,)
     expected = style_gram_targets(extractor, [style], 24, layers, blend)

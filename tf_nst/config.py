@@ -61,10 +61,6 @@ DEFAULT_TRAIN_LOSS_WEIGHTS = (1.0, 3.0, 1.0)
 # The five layers the training defaults were measured with (README, "Fast style networks");
 # the optimisation dropped block5_conv1 later, and the network was not re-measured without it.
 DEFAULT_TRAIN_STYLE_LAYERS = (*DEFAULT_STYLE_LAYERS, "block5_conv1")
-# The painting's size in the training loss, in pixels rather than relative to the crops, so that
-# small CPU crops still learn the painting's strokes at the size a 512 px output shows them
-# (README, "Fast style networks": chosen by measurement).
-DEFAULT_TRAIN_STYLE_SIZE = 512
 
 
 
@@ -370,7 +366,8 @@ class TrainConfig(LossSettings):
         learning_rate: Adam's learning rate.
         batch_size: Photos per replica per step; the global batch is this times the replicas.
         width: Channels of the transform network's first layer.
-        style_size: Long side of the style images in the loss, in pixels, whatever `size`.
+        style_size: Long side of the style images in the loss, in pixels, whatever `size`; None
+            for `size` (see `style_side`).
         validation: Photos held out of training, whose loss drives keep-best.
         validation_every: Steps between validations.
         distribute: "auto", "none", "mirrored" or "multiworker".
@@ -397,10 +394,10 @@ class TrainConfig(LossSettings):
         32,
         "channels of the network's first layer: 32 is Johnson's network, 16 is about 4x cheaper",
     )
-    style_size: int = setting(
-        DEFAULT_TRAIN_STYLE_SIZE,
+    style_size: int | None = setting(
+        None,
         "long side of the style images in the loss, in pixels, whatever --size (Johnson et "
-        "al.'s style_image_size): the painting's strokes keep their size in pixels",
+        "al.'s style_image_size): larger paints larger strokes (default: --size)",
     )
     validation: int = setting(8, "photos held out of training; their loss picks the best network")
     validation_every: int = setting(100, "steps between validations")
@@ -414,8 +411,10 @@ class TrainConfig(LossSettings):
     def __post_init__(self):
         super().__post_init__()
         _check_run_length(self)
-        for name in ("batch_size", "width", "style_size", "validation_every"):
+        for name in ("batch_size", "width", "validation_every"):
             _positive_int(name, getattr(self, name))
+        if self.style_size is not None:
+            _positive_int("style_size", self.style_size)
         if isinstance(self.validation, bool) or not isinstance(self.validation, int):
             raise StyleTransferError(
                 f"`validation` must be a whole number of photos, got {self.validation!r}"
@@ -424,6 +423,11 @@ class TrainConfig(LossSettings):
             raise StyleTransferError(
                 f"`validation` must be 0 or more photos, got {self.validation!r}"
             )
+
+    @property
+    def style_side(self) -> int:
+        """The long side of the style images in the loss: `style_size`, or `size` if None."""
+        return self.size if self.style_size is None else self.style_size
 
 
 # AdaIN (Huang and Belongie 2017): content loss on relu4_1 against the AdaIN target, style loss on

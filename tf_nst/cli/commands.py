@@ -220,7 +220,7 @@ def run_train(arguments: argparse.Namespace) -> int:
     # The sizes, widths and style size are checked against the memory before TensorFlow
     # allocates anything, and the styles are decoded at the size the loss sees them.
     check_train_fits(config, [decoding.read_image_info(path) for path in arguments.styles])
-    styles = [decoding.load_image(path, long_side=config.style_size) for path in arguments.styles]
+    styles = [decoding.load_image(path, long_side=config.style_side) for path in arguments.styles]
     photo_paths = find_photos(photos)
     key = train_resume_key(config, photo_paths, arguments.styles)
     plan = run.check_outputs(options, key)

@@ -284,7 +284,7 @@ def estimate_train_bytes(
     """Estimates the peak resident memory of a training, from the config and the styles' headers.
 
     It assumes the style images are loaded as the CLI loads them, at their working size
-    (`decoding.load_image(path, long_side=style_size)`), and counts
+    (`decoding.load_image(path, long_side=config.style_side)`), and counts
 
     * the runtime (`RUNTIME_BASE_BYTES`);
     * the weights: the backbone's, and every copy of the transform network's
@@ -321,7 +321,7 @@ def estimate_train_bytes(
         + TRAIN_WEIGHT_COPIES * parameter_count(config.width) * 4
     )
     validation = VALIDATION_COPIES * config.validation * size * size * 3 * 4
-    style_side = config.style_size
+    style_side = config.style_side
     kept = sum(4 * 3 * math.prod(decoding.loaded_shape(style, style_side)) for style in styles)
     style = max(
         (
@@ -362,7 +362,7 @@ def check_train_sizes(config, style_shapes: Sequence[Sequence[int]]) -> None:
             f"`size` {config.size} makes training crops of {config.size}x{config.size} px, over "
             f"the limit of {MAX_PIXELS} pixels for any working image: lower `size`"
         )
-    side = config.style_size
+    side = config.style_side
     check_style_sizes(style_shapes, side, side, f"`style_size` {side}", layers)
 
 
@@ -400,7 +400,7 @@ def check_train_fits(
         )
     elif largest == estimate.style_bytes:
         message = (
-            f"`style_size` {config.style_size} {needs} (the style images' pass at that size "
+            f"`style_size` {config.style_side} {needs} (the style images' pass at that size "
             f"takes {format_bytes(estimate.style_bytes)}): lower `style_size`"
         )
     else:

@@ -329,7 +329,7 @@ class NetworkTrainer:
     @property
     def style_side(self) -> int:
         """The long side of the style images in the loss, in pixels."""
-        return self.config.style_size
+        return self.config.style_side
 
     # --- checkpoint and resume -------------------------------------------------------------
 
