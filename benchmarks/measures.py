@@ -41,7 +41,7 @@ PALETTE_PIXELS = 65536
 PALETTE_SEED = 0
 # The layer of the eye templates: VGG16's block 4 sees an eye as one object part over a few
 # cells (stride 8), while block 5 cells are larger than a portrait's eye at working sizes.
-EYE_LAYER = "block4_conv1"
+EYE_LAYER = "block4_conv3"
 PORTRAITS = pathlib.Path(__file__).resolve().with_name("portraits.json")
 
 # sRGB (IEC 61966-2-1) linear RGB to CIE XYZ; its rows sum to the D65 white point, which is

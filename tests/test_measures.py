@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPOSITORY / "benchmarks"))
 
 import measures  # noqa: E402
 
-from tf_nst.image.decoding import resize_to_long_side  # noqa: E402
+from tf_nst.image.decoding import load_image, resize_to_long_side  # noqa: E402
 
 # Layers of the tiny extractor of conftest (the optimisation's default layers).
 TINY_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1")
@@ -297,3 +297,104 @@ def test_every_portrait_of_the_eye_boxes_is_in_shared(shared_images):
     shared = shared_images.parent
     for name in measures.load_portraits():
         assert (shared / name).is_file(), f"{name} is not in {shared}"
+
+
+# --- the quality grid's table -------------------------------------------------------------------
+
+
+def test_the_grid_table_shows_lightness_as_percentiles_and_absent_measures_as_a_dash():
+    """A row of a portrait has every column; a cached row measured before issue 15 (or a
+    painting that is not a portrait) lacks some, which show as "–" and are left out of means."""
+    import quality
+
+    new = {"style_2", "style_4", "eye_leak", "palette", "photo_palette"}
+    row = {
+        "setting": "mine",
+        "content_image": "tubingen",
+        "style_image": "woman-with-hat-matisse",
+        **{column: 0.5 for column in quality.COLUMNS if column not in quality.LIGHTNESS_COLUMNS},
+        "lightness_5": 12.4,
+        "lightness_50": 56.0,
+        "lightness_95": 200.2,
+        "painting_lightness_5": 10,
+        "painting_lightness_50": 50,
+        "painting_lightness_95": 190,
+        "seconds": 12.3,
+    }
+    cached = {key: value for key, value in row.items() if key not in new and "lightness" not in key}
+    cells = dict(zip(quality.TABLE_HEADERS, quality.table_cells(row), strict=True))
+    assert cells["lightness"] == "12/56/200" and cells["painting_lightness"] == "10/50/190"
+    assert cells["eye_leak"] == "0.500" and cells["seconds"] == "12"
+    old_cells = dict(zip(quality.TABLE_HEADERS, quality.table_cells(cached), strict=True))
+    assert {header for header, value in old_cells.items() if value == "–"} == new | {
+        "lightness",
+        "painting_lightness",
+    }
+    summary = quality.summary({"mine": [row, cached]}).splitlines()
+    means = dict(zip(cells_of(summary[0]), cells_of(summary[2]), strict=True))
+    assert means["mean style_2"] == "0.500" and means["mean lightness"] == "12/56/200"
+    assert means["max eye_leak"] == "0.500" and means["pairs"] == "2"
+    assert "– → 0.500" in quality.comparison([cached], [row])
+
+
+def cells_of(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+# --- the per-eye leak on a real portrait ----------------------------------------------------------
+
+# Half the receptive field of VGG16's block4_conv3 (92 px): the context each template cell sees.
+EYE_CONTEXT = 46
+REAL_STRIDE = 8
+
+
+def paste_region(photo, painting, box, margin, shift):
+    """`photo` with the painting's pixels of `box` (fractions), widened by `margin` px, pasted
+    `shift` (rows, columns) px away."""
+    height, width = painting.shape[:2]
+    left, top, right, bottom = box
+    rows = slice(max(0, int(top * height) - margin), int(np.ceil(bottom * height)) + margin)
+    columns = slice(max(0, int(left * width) - margin), int(np.ceil(right * width)) + margin)
+    result = photo.copy()
+    result[
+        rows.start + shift[0] : rows.stop + shift[0],
+        columns.start + shift[1] : columns.stop + shift[1],
+    ] = painting[rows, columns]
+    return result
+
+
+def test_an_eye_of_a_real_portrait_is_found_in_a_photo_and_the_bare_photo_scores_low(
+    vgg16_weights, shared_images
+):
+    """The calibration of benchmarks/README.md, at 256 px on Matisse's Woman with a Hat and the
+    Golden Gate. Pasted with the context its template's cells see (half the receptive field
+    around the box), at a place aligned with the layer's stride, an eye scores 1.00 there; the
+    bare photo scores 0.13 and 0.15. The eye's box alone, without that context, scores little
+    more (0.22 for the left eye here, 0.46 at another place): the template is the eye in its
+    face, as a leaked eye is painted with some of the painting's strokes around it."""
+    from tf_nst.features.extractor import build_feature_extractor
+
+    extractor = build_feature_extractor(
+        (measures.EYE_LAYER,), "vgg16", str(vgg16_weights), "max", "fp32"
+    )
+    painting = resize_to_long_side(load_image(shared_images / "woman-with-hat-matisse.jpg"), 256)
+    photo = resize_to_long_side(load_image(shared_images / "golden_gate.jpg"), 256)
+    boxes = measures.eye_boxes("woman-with-hat-matisse")
+    bare = measures.eye_leak(extractor, photo, photo, painting, boxes)
+    assert bare["eye_leak"] < 0.3, bare
+    assert bare["photo_eye_leak"] == bare["eye_leak"]
+    # Pasted 48 px up (the eyes sit below the photo's middle) and 88 px right, into the sky.
+    shift = (-6 * REAL_STRIDE, 11 * REAL_STRIDE)
+    for eye, box in boxes.items():
+        with_context = paste_region(photo, painting, box, EYE_CONTEXT, shift)
+        found = measures.eye_leak(extractor, with_context, photo, painting, {eye: box})
+        match = found["eyes"][eye]
+        assert match["score"] > 0.99, found
+        cells = measures.feature_cells(box, painting.shape[0] // 8, painting.shape[1] // 8)
+        centre_row = (cells[0] + cells[2]) / 2 + shift[0] / REAL_STRIDE
+        centre_column = (cells[1] + cells[3]) / 2 + shift[1] / REAL_STRIDE
+        assert match["y"] == pytest.approx(centre_row / (photo.shape[0] // 8))
+        assert match["x"] == pytest.approx(centre_column / (photo.shape[1] // 8))
+        alone = paste_region(photo, painting, box, 0, (-80, 100))
+        score = measures.eye_leak(extractor, alone, photo, painting, {eye: box})["eye_leak"]
+        assert score > bare["eyes"][eye]["score"], (eye, score, bare)
