@@ -39,8 +39,10 @@ PALETTE_DIRECTIONS = 64
 PALETTE_QUANTILES = 512
 PALETTE_PIXELS = 65536
 PALETTE_SEED = 0
-# The layer of the eye templates: VGG16's block 4 sees an eye as one object part over a few
-# cells (stride 8), while block 5 cells are larger than a portrait's eye at working sizes.
+# The layer of the eye templates: an eye spans a few of its cells (stride 8) at working sizes,
+# where block 5's cells are larger than the eye. Of block3_conv3, block4_conv1 and block4_conv3
+# it separated best the eyes that today's defaults paint into the Golden Gate's water from the
+# bare photo and from Matisse's strokes away from the face (benchmarks/README.md, "Measures").
 EYE_LAYER = "block4_conv3"
 PORTRAITS = pathlib.Path(__file__).resolve().with_name("portraits.json")
 

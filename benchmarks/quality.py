@@ -112,6 +112,7 @@ COLUMNS = (
     "content_held_out",
     "leak",
     "eye_leak",
+    "photo_eye_leak",
     "palette",
     "photo_palette",
     "lightness",
