@@ -8,16 +8,17 @@ Usage:
 MODEL_DIR is a network from `tf-nst train --paintings`. The pairs are its held-out photos (from
 its metadata, never trained on) x its held-out public-domain paintings (MANIFEST.tsv says "yes")
 plus public-domain paintings of ../shared/images that were never in --paintings. Every figure is
-one of tf_nst's own losses with the optimisation's definitions (`train_quality.Evaluator`:
-content at block4_conv2, style over the four default Gram layers, "normalized", VGG16):
+one of the shared measures (`measures.py`, through `train_quality.Evaluator`: content at
+block4_conv2, style over the four default Gram layers, "normalized", VGG16):
 
 * content: the output's content error against the photo; the issue's goal is within 1.3 times
   the optimisation's on the same pairs;
 * style at 1, 1/2 and 1/4 of the working size (output and painting both reduced): a Gram error
   at the working size alone rewards a fine texture; the reduced sizes reward strokes at the
   painting's scale. "ratio" is the output's over the photo's own (goal: at most 1/2);
-* palette: the mean over R, G, B of the absolute difference of 21 quantiles of the output's and
-  the painting's colour distributions (0 = the painting's palette), beside the photo's own;
+* palette: the sliced Wasserstein distance between the output's and the painting's colours in
+  CIE Lab, in Lab units (0 = the painting's palette), beside the photo's own; and the median Lab
+  lightness on 0-255, beside the painting's;
 * strength sweep: content and style at strengths 0, 0.25, 0.5, 0.75, 1;
 * blend: a half-and-half blend of two paintings, its style error to each beside each alone;
 * speed: ms per 512 px image of the whole network, of the style representation alone, of
@@ -44,14 +45,13 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 from harness import REPOSITORY, SHARED, WEIGHTS, markdown_table  # noqa: E402
+from measures import SCALES  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
 
 sys.path.insert(0, str(REPOSITORY))
 
 RESULTS = pathlib.Path(os.environ.get("TF_NST_QUALITY_DIR", "/tmp/tf_nst_quality"))
 STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
-SCALES = (1, 2, 4)
-PALETTE_QUANTILES = np.linspace(0, 1, 21)
 # Public-domain paintings of ../shared/images (Van Gogh, Hokusai, Turner): never in --paintings.
 EXTRA_PAINTINGS = ("starry_night.jpg", "wave.jpg", "shipwreck.jpg")
 STYLE_LONG_SIDE = 512
@@ -68,42 +68,6 @@ def public_domain(names) -> list[str]:
         for name in names
         if rows.get(name, {}).get("public_domain_guess", "").startswith("yes")
     ]
-
-
-def palette_distance(image: np.ndarray, reference: np.ndarray) -> float:
-    """Mean over channels of |quantiles(image) - quantiles(reference)|, RGB in [0, 1]."""
-    first = np.quantile(image.reshape(-1, 3), PALETTE_QUANTILES, axis=0)
-    second = np.quantile(reference.reshape(-1, 3), PALETTE_QUANTILES, axis=0)
-    return float(np.abs(first - second).mean())
-
-
-class Measures:
-    """Content, style at several sizes and palette, with `train_quality.Evaluator`'s losses."""
-
-    def __init__(self):
-        from train_quality import Evaluator
-
-        self.evaluator = Evaluator()
-
-    def __call__(self, photo, output, painting) -> dict[str, float]:
-        from tf_nst.image.decoding import resize, resize_to_long_side
-
-        height, width = output.shape[:2]
-        photo = resize(photo, height, width)
-        row = {}
-        for scale in SCALES:
-            side = max(height, width) // scale
-            small = resize_to_long_side(output, side) if scale > 1 else output
-            small_photo = resize_to_long_side(photo, side) if scale > 1 else photo
-            style = resize_to_long_side(painting, side)
-            measured = self.evaluator.measure(small_photo, small, style)
-            if scale == 1:
-                row["content"] = measured["content"]
-            row[f"style_{scale}"] = measured["style_output"]
-            row[f"photo_style_{scale}"] = measured["style_photo"]
-        row["palette"] = palette_distance(output, painting)
-        row["photo_palette"] = palette_distance(photo, painting)
-        return row
 
 
 def mean_rows(rows):
@@ -269,7 +233,9 @@ def main() -> int:
         f"{[name for name, _ in paintings]}",
         flush=True,
     )
-    measures = Measures()
+    from train_quality import Evaluator
+
+    measure = Evaluator().measure
     results = {"pairs": [], "strength": {}, "settings": vars(arguments), "model": training}
 
     outputs = {}
@@ -280,7 +246,7 @@ def main() -> int:
             for strength in STRENGTHS:
                 output = network.stylize_with_representation(photo, representation, strength)
                 output = output.numpy()[0]
-                row = measures(photo, output, painting)
+                row = measure(photo, output, painting)
                 sweep[strength].append(row)
                 if strength == 1.0:
                     outputs[(photo_index, painting_index)] = output
@@ -297,7 +263,7 @@ def main() -> int:
         alone_b = network(photo, painting_b).numpy()[0]
         blend_rows.append(
             {
-                f"{label}_to_{target}": measures(photo, image, painting)["style_1"]
+                f"{label}_to_{target}": measure(photo, image, painting)["style_1"]
                 for label, image in (("a", alone_a), ("blend", blended), ("b", alone_b))
                 for target, painting in (("a", painting_a), ("b", painting_b))
             }
@@ -320,8 +286,8 @@ def main() -> int:
                 pass
             seconds = time.perf_counter() - started
             output = np.asarray(run.final_image())
-            optimization_rows.append({**measures(photo, output, painting), "seconds": seconds})
-            network_rows.append(measures(photo, outputs[(photo_index, painting_index)], painting))
+            optimization_rows.append({**measure(photo, output, painting), "seconds": seconds})
+            network_rows.append(measure(photo, outputs[(photo_index, painting_index)], painting))
         results["optimization"] = mean_rows(optimization_rows)
         results["network_on_optimization_pairs"] = mean_rows(network_rows)
 
@@ -350,7 +316,8 @@ def main() -> int:
                 f"{row[f'style_{s}']:.3f} ({row[f'style_{s}'] / row[f'photo_style_{s}']:.2f})"
                 for s in SCALES
             ),
-            f"{row['palette']:.3f} ({row['photo_palette']:.3f})",
+            f"{row['palette']:.1f} ({row['photo_palette']:.1f})",
+            f"{row['lightness_50']:.0f} ({row['painting_lightness_50']:.0f})",
         ]
 
     headers = [
@@ -359,7 +326,8 @@ def main() -> int:
         "style 1 (ratio)",
         "style 1/2 (ratio)",
         "style 1/4 (ratio)",
-        "palette (photo's)",
+        "palette, Lab (photo's)",
+        "lightness 50 (painting's)",
     ]
     rows = [["any-style network, all pairs", *figures(network_mean)]]
     if "optimization" in results:
@@ -388,7 +356,7 @@ def main() -> int:
                         f"{r['style_1']:.3f}",
                         f"{r['style_2']:.3f}",
                         f"{r['style_4']:.3f}",
-                        f"{r['palette']:.3f}",
+                        f"{r['palette']:.1f}",
                     ]
                     for s, r in results["strength"].items()
                 ],

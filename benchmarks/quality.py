@@ -15,7 +15,12 @@ grid resumes where it stopped, and a contact sheet per setting is written (conte
 styles as columns) as `SHEETS/quality_NAME.jpg`.
 
 The measures use layers no setting of the grid optimises (`HELD_OUT_*`), so that tuning on the
-grid cannot simply fit the measure.
+grid cannot simply fit the measure. The ones the three quality benchmarks share come from
+`measures.py`: the held-out style error at the working size and at 1/2 and 1/4 of it
+(`style_held_out`, `style_2`, `style_4`, with the photo's own as `photo_style_S` in the results),
+the palette distance in Lab to the painting (`palette`, the photo's `photo_palette`), the Lab
+lightness percentiles (`lightness`, `painting_lightness`) and, on the portraits of
+`portraits.json`, the per-eye leak (`eye_leak`, the photo's `photo_eye_leak`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # tests/test_defaults.py loads this file by its path: the harness beside it must be importable.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
+import measures  # noqa: E402
 import numpy as np  # noqa: E402
 from harness import REPOSITORY, SHARED, WEIGHTS, markdown_table, table_row  # noqa: E402
 from PIL import Image, ImageDraw, ImageFont  # noqa: E402
@@ -42,7 +48,6 @@ from tf_nst.config import StyleConfig  # noqa: E402
 from tf_nst.features.extractor import build_feature_extractor  # noqa: E402
 from tf_nst.image import colors, decoding  # noqa: E402
 from tf_nst.image.decoding import resize, resize_to_long_side  # noqa: E402
-from tf_nst.losses import content_layer_loss, gram_matrix, style_layer_loss  # noqa: E402
 from tf_nst.optimize.optimization import Optimization  # noqa: E402
 
 CONTENTS = (
@@ -94,21 +99,31 @@ MEASURE_LAYERS = tuple(
         + HELD_OUT_STYLE_LAYERS
         + DEEP_STYLE_LAYERS
         + HELD_OUT_CONTENT_LAYERS
-        + (LEAK_LAYER,)
+        + (LEAK_LAYER, measures.EYE_LAYER)
     )
 )
 COLUMNS = (
     "style",
     "content",
     "style_held_out",
+    "style_2",
+    "style_4",
     "style_deep",
     "content_held_out",
     "leak",
+    "eye_leak",
+    "photo_eye_leak",
+    "palette",
+    "photo_palette",
+    "lightness",
+    "painting_lightness",
     "tone_to_style",
     "tone_to_content",
     "range_ratio",
     "seconds",
 )
+# Columns that show the three lightness percentiles (`measures.LIGHTNESS_PERCENTILES`) at once.
+LIGHTNESS_COLUMNS = ("lightness", "painting_lightness")
 
 
 def parse_setting(text: str) -> tuple[str, dict]:
@@ -168,43 +183,38 @@ class Measurer:
         self.extractor = build_feature_extractor(MEASURE_LAYERS, "vgg16", weights, "max", "fp32")
 
     def features(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        return self.extractor(np.asarray(image, np.float32)[None], training=False)
+        return measures.features_of(self.extractor, image)
 
-    def measure(self, output, content, style, style_side: int) -> dict[str, float]:
+    def measure(self, output, content, style, style_side: int, eyes=None) -> dict[str, float]:
         """Returns the grid's columns for one output.
 
         `content` is taken at the output's size and `style` at `style_side` (the working size of
-        its last scale), as the run saw them.
+        its last scale), as the run saw them. `eyes` are the painting's eye boxes
+        (`measures.eye_boxes`) when it is a portrait: then `eye_leak` is measured too.
         """
         height, width = output.shape[:2]
         content = resize(np.asarray(content, np.float32), height, width)
         style = resize_to_long_side(np.asarray(style, np.float32), style_side)
         out, con, sty = map(self.features, (output, content, style))
-
-        # The losses give one value per example of the batch; every batch here is one image.
-        def style_error(layers):
-            errors = [
-                style_layer_loss(gram_matrix(out[name]), gram_matrix(sty[name]), "normalized")
-                for name in layers
-            ]
-            return statistics.fmean(float(error[0]) for error in errors)
-
-        def content_error(layers):
-            return statistics.fmean(
-                float(content_layer_loss(out[name], con[name], "normalized")[0]) for name in layers
-            )
-
-        return {
-            "style": style_error(OWN_STYLE_LAYERS),
-            "content": content_error((OWN_CONTENT_LAYER,)),
-            "style_held_out": style_error(HELD_OUT_STYLE_LAYERS),
-            "style_deep": style_error(DEEP_STYLE_LAYERS),
-            "content_held_out": content_error(HELD_OUT_CONTENT_LAYERS),
+        sizes = measures.style_at_sizes(
+            self.extractor, output, content, style, HELD_OUT_STYLE_LAYERS, style_side
+        )
+        row = {
+            "style": measures.style_error(out, sty, OWN_STYLE_LAYERS),
+            "content": measures.content_error(out, con, (OWN_CONTENT_LAYER,)),
+            "style_held_out": sizes["style_1"],
+            **sizes,
+            "style_deep": measures.style_error(out, sty, DEEP_STYLE_LAYERS),
+            "content_held_out": measures.content_error(out, con, HELD_OUT_CONTENT_LAYERS),
             "leak": deep_match(np.asarray(out[LEAK_LAYER][0]), np.asarray(sty[LEAK_LAYER][0])),
+            **measures.palette_measures(output, content, style),
             "tone_to_style": tone_distance(output, style),
             "tone_to_content": tone_distance(output, content),
             "range_ratio": range_ratio(output, style),
         }
+        if eyes:
+            row.update(measures.eye_leak(self.extractor, output, content, style, eyes, style_side))
+        return row
 
 
 def image_path(name: str) -> pathlib.Path:
@@ -244,7 +254,11 @@ def run_setting(name, changes, arguments, measurer, loaded) -> list[dict]:
                     style_side = round(row.get("style_side", arguments.size))
                     row.update(
                         measurer.measure(
-                            output, loaded[content_name], loaded[style_name], style_side
+                            output,
+                            loaded[content_name],
+                            loaded[style_name],
+                            style_side,
+                            measures.eye_boxes(style_name),
                         )
                     )
                 rows.append(row)
@@ -266,7 +280,9 @@ def run_setting(name, changes, arguments, measurer, loaded) -> list[dict]:
                 "size": arguments.size,
                 "steps": arguments.steps,
                 "style_side": style_side,
-                **measurer.measure(output, content, style, style_side),
+                **measurer.measure(
+                    output, content, style, style_side, measures.eye_boxes(style_name)
+                ),
                 "seconds": seconds,
             }
             picture = folder / f"{short(content_name)}__{short(style_name)}_{arguments.size}.png"
@@ -282,15 +298,44 @@ def run_setting(name, changes, arguments, measurer, loaded) -> list[dict]:
 TABLE_HEADERS = ("setting", "content", "style", *COLUMNS)
 
 
+def column_value(row: dict, column: str):
+    """A row's value of a column: a number, the three lightness percentiles, or None if absent.
+
+    Absent: `eye_leak` of a painting that is not a portrait, or a column a cached row was
+    measured before (`--remeasure` fills it in).
+    """
+    if column in LIGHTNESS_COLUMNS:
+        values = tuple(row.get(f"{column}_{p}") for p in measures.LIGHTNESS_PERCENTILES)
+        return None if None in values else values
+    return row.get(column)
+
+
+def cell(value, column: str) -> str:
+    """A column's value as a table cell: "–" when absent, lightness as "p5/p50/p95"."""
+    if value is None:
+        return "–"
+    if isinstance(value, tuple):
+        return "/".join(f"{part:.0f}" for part in value)
+    return f"{value:.0f}" if column == "seconds" else f"{value:.3f}"
+
+
+def mean_value(values: list):
+    """The mean of the values present (element by element for lightness), or None if none is."""
+    values = [value for value in values if value is not None]
+    if not values:
+        return None
+    if isinstance(values[0], tuple):
+        return tuple(statistics.fmean(parts) for parts in zip(*values, strict=True))
+    return statistics.fmean(values)
+
+
 def table_cells(row: dict) -> list[str]:
     """One result's cells: its setting and pair, then every column (seconds as a whole number)."""
-    values = [f"{row[column]:.3f}" for column in COLUMNS[:-1]]
     return [
         row["setting"],
         short(row["content_image"]),
         short(row["style_image"]),
-        *values,
-        f"{row['seconds']:.0f}",
+        *(cell(column_value(row, column), column) for column in COLUMNS),
     ]
 
 
@@ -300,25 +345,30 @@ def table(rows: list[dict]) -> str:
 
 
 def summary(rows_per_setting: dict[str, list[dict]]) -> str:
-    """Returns one line per setting: the mean of every column, the worst leak and contrast."""
+    """Returns one line per setting: the mean of every column, the worst leaks and contrast."""
+    worst = ("leak", "eye_leak", "tone_to_style")
     headers = [
         "setting",
         "pairs",
         *(f"mean {column}" for column in COLUMNS),
-        "max leak",
-        "max tone_to_style",
+        *(f"max {column}" for column in worst),
     ]
-    table_rows = [
-        [
-            name,
-            str(len(rows)),
-            *(f"{statistics.fmean(row[column] for row in rows):.3f}" for column in COLUMNS),
-            f"{max(row['leak'] for row in rows):.3f}",
-            f"{max(row['tone_to_style'] for row in rows):.3f}",
-        ]
-        for name, rows in rows_per_setting.items()
-        if rows
-    ]
+    table_rows = []
+    for name, rows in rows_per_setting.items():
+        if not rows:
+            continue
+        maxima = [[row[column] for row in rows if row.get(column) is not None] for column in worst]
+        table_rows.append(
+            [
+                name,
+                str(len(rows)),
+                *(
+                    cell(mean_value([column_value(row, column) for row in rows]), column)
+                    for column in COLUMNS
+                ),
+                *(cell(max(values) if values else None, "") for values in maxima),
+            ]
+        )
     return "\n".join(markdown_table(headers, table_rows))
 
 
@@ -331,7 +381,11 @@ def comparison(before: list[dict], after: list[dict]) -> str:
         other = after_by_pair.get((row["content_image"], row["style_image"]))
         if other is None:
             continue
-        values = [f"{row[column]:.3f} → {other[column]:.3f}" for column in columns]
+        values = [
+            f"{cell(column_value(row, column), column)} → "
+            f"{cell(column_value(other, column), column)}"
+            for column in columns
+        ]
         table_rows.append([short(row["content_image"]), short(row["style_image"]), *values])
     return "\n".join(markdown_table(["content", "style", *columns], table_rows))
 

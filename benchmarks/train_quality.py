@@ -12,14 +12,18 @@ as JSON (e.g. '{"style_weight": 3}'), and saves the best network to WORK/NAME.ke
 runs the optimisation with its default settings on the same held-out photos. `evaluate` measures
 saved networks.
 
-Every figure is one of tf_nst's own losses, unweighted, with the optimisation's definition
-(content at block4_conv2, style over its five default layers, "normalized"), on the first
-`--photos` of the trainer's validation photos (never trained on) at `--size` long side:
+Every figure is one of the shared measures (`measures.py`), with the optimisation's definition
+of the losses (content at block4_conv2, style over its default layers, "normalized"), on the
+first `--photos` of the trainer's validation photos (never trained on) at `--size` long side:
 
 * content: the normalised content error of the output against the photo; the quality goal is at
   most 1.2 times the optimisation's;
-* style ratio: the style error of the output over the style error of the photo itself; the goal
-  is at most 1/3.
+* style_1, style_2, style_4: the style error at the working size and at 1/2 and 1/4 of it (the
+  output, the photo and the painting reduced alike), beside the photo's own (`photo_style_S`);
+  style_ratio_S is the output's over the photo's (the goal: at most 1/3);
+* palette: the sliced Wasserstein distance in Lab between the colours of output and painting
+  (Lab units), beside the photo's own (`photo_palette`); lightness_5/50/95 (and the photo's and
+  the painting's): Lab lightness percentiles on 0-255.
 
 WORK is $TF_NST_QUALITY_DIR or /tmp/tf_nst_quality.
 """
@@ -33,6 +37,7 @@ import pathlib
 import sys
 import time
 
+import measures
 from harness import PHOTOS, STYLE, WEIGHTS
 
 WORK = pathlib.Path(os.environ.get("TF_NST_QUALITY_DIR", "/tmp/tf_nst_quality"))
@@ -49,7 +54,7 @@ def held_out_photos(count: int) -> list[str]:
 
 
 class Evaluator:
-    """tf_nst's losses with the optimisation's layers, on the VGG16 weights."""
+    """tf_nst's losses with the optimisation's layers, on the VGG16 weights (`measures`)."""
 
     def __init__(self):
         from tf_nst.config import StyleConfig
@@ -59,34 +64,27 @@ class Evaluator:
         layers = tuple(dict.fromkeys(self.defaults.content_layers + self.defaults.style_layers))
         self.extractor = build_feature_extractor(layers, "vgg16", str(WEIGHTS), "max", "fp32")
 
-    def features(self, image):
-        import tensorflow as tf
-
-        return self.extractor(tf.convert_to_tensor(image, tf.float32)[None], training=False)
-
     def measure(self, photo, output, style) -> dict[str, float]:
-        """Content and style errors of `output` (and the photo's own style error)."""
-        from tf_nst.losses import content_layer_loss, gram_matrix, style_layer_loss
+        """Content error, style errors at three sizes (and the photo's own), palette, lightness.
 
-        grams = {name: gram_matrix(value) for name, value in self.features(style).items()}
-        photo_features, output_features = self.features(photo), self.features(output)
+        The photo is taken at the output's size and the painting at the output's long side, at
+        each of `measures.SCALES` (see `measures.style_at_sizes`).
+        """
+        from tf_nst.image.decoding import resize, resize_to_long_side
 
-        # The losses give one value per example of the batch; every batch here is one image.
-        def style_error(features):
-            return sum(
-                float(style_layer_loss(gram_matrix(features[name]), grams[name], "normalized")[0])
-                for name in self.defaults.style_layers
-            ) / len(self.defaults.style_layers)
-
-        content_layer = self.defaults.content_layers[0]
+        photo = resize(photo, *output.shape[:2])
+        painting = resize_to_long_side(style, max(output.shape[:2]))
+        content = measures.content_error(
+            measures.features_of(self.extractor, output),
+            measures.features_of(self.extractor, photo),
+            self.defaults.content_layers[:1],
+        )
         return {
-            "content": float(
-                content_layer_loss(
-                    output_features[content_layer], photo_features[content_layer], "normalized"
-                )[0]
+            "content": content,
+            **measures.style_at_sizes(
+                self.extractor, output, photo, painting, self.defaults.style_layers
             ),
-            "style_output": style_error(output_features),
-            "style_photo": style_error(photo_features),
+            **measures.palette_measures(output, photo, painting),
         }
 
 
@@ -97,8 +95,10 @@ def resized(image, long_side: int):
 
 
 def summary(rows: list[dict[str, float]]) -> dict[str, float]:
+    """The mean of every measure, and `style_ratio_S`: the output's style error over the photo's."""
     mean = {key: sum(row[key] for row in rows) / len(rows) for key in rows[0]}
-    mean["style_ratio"] = mean["style_output"] / mean["style_photo"]
+    for scale in measures.SCALES:
+        mean[f"style_ratio_{scale}"] = mean[f"style_{scale}"] / mean[f"photo_style_{scale}"]
     return mean
 
 
