@@ -6,7 +6,7 @@ happens in `__post_init__`, so an invalid config never exists.
 
 `LossSettings` declares, once, the settings that the optimisation (`StyleConfig`) and the
 training of style networks (`TrainConfig`) share: the loss weights and layers, the style images'
-blend and scale, the backbone, the precision, the seed and the time limit. Where the two paths
+blend, the backbone, the precision, the seed and the time limit. Where the two paths
 want different defaults (the loss weights and layers), the field's default is None and each path
 fills it in from its `PATH_DEFAULTS`; `shown_default` says what `--help` and the README show.
 """
