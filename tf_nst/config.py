@@ -79,6 +79,16 @@ def preserve_colors_setting(help: str):
     return setting("none", help, choices=PRESERVE_COLORS)
 
 
+def distribute_setting():
+    """The `distribute` field of both network trainings: how the step is spread over devices."""
+    return setting(
+        "auto",
+        "auto: all GPUs when there are several; mirrored: all local devices; multiworker: the "
+        "cluster in TF_CONFIG; none: one device",
+        choices=DISTRIBUTE_MODES,
+    )
+
+
 def own_fields_first(config_class) -> list[dataclasses.Field]:
     """The fields of `config_class`, those it declares itself before those of its bases.
 
@@ -401,12 +411,7 @@ class TrainConfig(LossSettings):
     )
     validation: int = setting(8, "photos held out of training; their loss picks the best network")
     validation_every: int = setting(100, "steps between validations")
-    distribute: str = setting(
-        "auto",
-        "auto: all GPUs when there are several; mirrored: all local devices; multiworker: the "
-        "cluster in TF_CONFIG; none: one device",
-        choices=DISTRIBUTE_MODES,
-    )
+    distribute: str = distribute_setting()
 
     def __post_init__(self):
         super().__post_init__()
@@ -488,12 +493,7 @@ class AnyStyleConfig(LossSettings):
         8, "paintings held out of training; held-out photo x painting pairs pick the best network"
     )
     validation_every: int = setting(100, "steps between validations")
-    distribute: str = setting(
-        "auto",
-        "auto: all GPUs when there are several; mirrored: all local devices; multiworker: the "
-        "cluster in TF_CONFIG; none: one device",
-        choices=DISTRIBUTE_MODES,
-    )
+    distribute: str = distribute_setting()
 
     def __post_init__(self):
         super().__post_init__()
