@@ -49,7 +49,8 @@ def check_style_sizes(
     style_shapes: Sequence[Sequence[int]],
     smallest_long_side: int,
     largest_long_side: int,
-    setting: str,
+    field: str,
+    value: float,
     layers: Sequence[str],
 ) -> None:
     """Checks every style image at the smallest and largest long side a run gives it.
@@ -58,28 +59,28 @@ def check_style_sizes(
         style_shapes: (height, width, ...) of each style image.
         smallest_long_side: The style's long side at the run's smallest working size.
         largest_long_side: Its long side at the largest.
-        setting: The config field that sets the style's size, with its value, as messages name
-            it: "`style_scale` 2" (the optimisation) or "`style_size` 512" (training).
+        field: The config field that sets the style's size, named in the messages:
+            "style_scale" (the optimisation, which also scales with `size`) or "style_size".
+        value: Its value.
         layers: The run's content and style layers, which set the floor.
 
     Raises:
         StyleTransferError: Naming the style image, its working size and what to change.
     """
-    field = setting.split()[0]
+    remedy = f"`{field}`" + (" or `size`" if field == "style_scale" else "")
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
     minimum = minimum_working_side(layers)
     for index, shape in enumerate(style_shapes, start=1):
         low = working_shape(shape, smallest_long_side)
         if min(low) < minimum:
             raise StyleTransferError(
                 f"style image {index} works at {low[1]}x{low[0]} px, below the {minimum} px "
-                f"{floor_reason(layers)} needs: raise {field}"
-                + (" or `size`" if field == "`style_scale`" else "")
+                f"{floor_reason(layers)} needs: raise {remedy}"
             )
         high = working_shape(shape, largest_long_side)
         if high[0] * high[1] > MAX_PIXELS:
             raise StyleTransferError(
-                f"{setting} makes style image {index} "
+                f"`{field}` {shown} makes style image {index} "
                 f"{high[1]}x{high[0]} px, over the limit of {MAX_PIXELS} pixels for "
-                f"any working image: lower {field}"
-                + (" (or `size`)" if field == "`style_scale`" else "")
+                f"any working image: lower {remedy}"
             )

@@ -363,7 +363,7 @@ def check_train_sizes(config, style_shapes: Sequence[Sequence[int]]) -> None:
             f"the limit of {MAX_PIXELS} pixels for any working image: lower `size`"
         )
     side = config.style_side
-    check_style_sizes(style_shapes, side, side, f"`style_size` {side}", layers)
+    check_style_sizes(style_shapes, side, side, "style_size", side, layers)
 
 
 def check_train_fits(

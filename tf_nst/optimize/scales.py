@@ -134,7 +134,8 @@ def check_image_sizes(
         style_shapes,
         style_long_side(plan[0].long_side, config.style_scale),
         style_long_side(plan[-1].long_side, config.style_scale),
-        f"`style_scale` {config.style_scale:g}",
+        "style_scale",
+        config.style_scale,
         layers,
     )
     return plan
