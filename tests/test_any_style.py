@@ -35,7 +35,12 @@ from tf_nst.networks.any_style.export import (
     run_tflite,
     tflite_interpreter,
 )
-from tf_nst.networks.any_style.training import AnyStyleTrainer, encoder_layers
+from tf_nst.networks.any_style.training import (
+    IDENTITY_EVERY,
+    AnyStyleTrainer,
+    encoder_layers,
+    make_losses,
+)
 from tf_nst.networks.export import STYLIZER_METADATA
 from tf_nst.networks.stylizer import load_stylizer
 
@@ -332,10 +337,40 @@ def test_training_holds_out_paintings_and_lowers_nothing_it_should_not(story):
     assert all(math.isfinite(result.loss) for result in results)
     assert set(results[0].terms) == {
         "content/block4_conv1", *(f"style/{name}" for name in CONFIG.style_layers), "tv",
+        "identity",
     }  # fmt: skip
     assert math.isclose(sum(results[0].terms.values()), results[0].loss, rel_tol=1e-4)
     assert results[0].validation_images.shape == (2, 16, 16, 3)
     assert results[-1].best_loss == min(result.validation_loss for result in results)
+
+
+def test_one_pair_in_four_is_an_identity_pair_whatever_the_step(story):
+    trainer = story["trainer"]
+    batch = trainer.global_batch_size
+    trainer_step = trainer.step
+    try:
+        for start in (0, 3):
+            trainer.step = start
+            photos, paintings, identity = next(iter(trainer.dataset()))
+            index = start * batch + np.arange(batch)
+            np.testing.assert_array_equal(identity.numpy(), (index % IDENTITY_EVERY == 0) * 1.0)
+            same = np.all(photos.numpy() == paintings.numpy(), axis=(1, 2, 3))
+            np.testing.assert_array_equal(same, identity.numpy() > 0)
+    finally:
+        trainer.step = trainer_step
+
+
+def test_the_identity_term_is_the_pixel_error_on_identity_pairs_only(encoder):
+    weights = CONFIG.loss_weights()
+    decoder = adain.build_decoder(CONFIG.decoder_width, "vgg19", "fp32", 512 // 16)
+    losses = make_losses(encoder, decoder, weights, 2.0, training=False)
+    photos = tf.random.stateless_uniform([2, 16, 16, 3], seed=[0, 1])
+    identity = tf.constant([1.0, 0.0])
+    loss, terms, images = losses(photos, photos, identity)
+    expected = 2.0 * np.mean(np.square(255.0 * (images.numpy()[0] - photos.numpy()[0])))
+    np.testing.assert_allclose(terms["identity"].numpy(), [expected, 0.0], rtol=1e-5)
+    without, _, _ = losses(photos, photos)
+    np.testing.assert_allclose(loss.numpy() - without.numpy(), [expected, 0.0], rtol=1e-4)
 
 
 def test_a_resumed_training_equals_the_uninterrupted_one(story, folders, encoder):

@@ -55,6 +55,11 @@ _PUBLIC = {
 TENSORFLOW_FREE_MODULES = (
     "tf_nst",
     "tf_nst.config",
+    "tf_nst.config.fields",
+    "tf_nst.config.shared",
+    "tf_nst.config.optimization",
+    "tf_nst.config.networks",
+    "tf_nst.config.outputs",
     "tf_nst.errors",
     "tf_nst.text",
     "tf_nst.precision",

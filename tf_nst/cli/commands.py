@@ -392,7 +392,12 @@ def import_tensorflow(verbose: bool) -> None:
 # --- any-style networks (AdaIN): train --paintings, apply --style, export --format tflite -----
 
 # The any-style training's settings that the per-style training does not have.
-ANY_STYLE_ONLY_FIELDS = ("learning_rate_decay", "decoder_width", "validation_paintings")
+ANY_STYLE_ONLY_FIELDS = (
+    "learning_rate_decay",
+    "decoder_width",
+    "identity_weight",
+    "validation_paintings",
+)
 # Per-style settings with no meaning for an any-style network.
 PER_STYLE_ONLY_FIELDS = ("width",)
 # A --style painting is read at this long side: the scale the paintings had in training (the

@@ -185,13 +185,37 @@ def painting_crop(pixels: tf.Tensor, size: int, seed: tf.Tensor) -> tf.Tensor:
     return tf.clip_by_value(tf.ensure_shape(resized, [size, size, 3]), 0.0, 1.0)
 
 
-def pair_datasets(photos: tf.data.Dataset, paintings: tf.data.Dataset) -> tf.data.Dataset:
-    """Zips the photo and painting streams into (photos, paintings) batches, prefetched."""
+def pair_datasets(
+    photos: tf.data.Dataset,
+    paintings: tf.data.Dataset,
+    batch_size: int,
+    start_step: int = 0,
+    identity_every: int = 0,
+) -> tf.data.Dataset:
+    """Zips the photo and painting streams into (photos, paintings, identity) batches, prefetched.
+
+    Example i of the run (counted over all steps from 0) is an identity pair when
+    `identity_every` divides i: its painting is its own photo, so the decoder also learns to give
+    the photo back from the photo's features (what `--strength 0` asks of it). `identity` is the
+    float mask of those examples; 0 turns them off. Like the streams, the mask is a function of
+    the step, so a resumed run sees the same pairs.
+    """
     options = tf.data.Options()
     options.deterministic = True
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    zipped = tf.data.Dataset.zip((photos, paintings)).with_options(options)
-    return zipped.prefetch(tf.data.AUTOTUNE)
+    steps = tf.data.Dataset.counter(start_step)
+
+    def with_identity(photo_batch, painting_batch, step):
+        index = step * batch_size + tf.range(batch_size, dtype=tf.int64)
+        if identity_every:
+            identity = tf.equal(index % identity_every, 0)
+        else:
+            identity = tf.zeros([batch_size], tf.bool)
+        painting_batch = tf.where(identity[:, None, None, None], photo_batch, painting_batch)
+        return photo_batch, painting_batch, tf.cast(identity, tf.float32)
+
+    zipped = tf.data.Dataset.zip((photos, paintings, steps)).map(with_identity)
+    return zipped.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
 def validation_paintings(paths: Sequence[str], size: int) -> np.ndarray:

@@ -40,17 +40,27 @@ from tf_nst.precision import resolve_precision
 SIZE_MULTIPLE = 8
 """The encoder pools three times and the decoder upsamples three times."""
 
+IDENTITY_EVERY = 4
+"""One training pair in this many is an identity pair (its painting is its photo)."""
+
 
 def encoder_layers(config: AnyStyleConfig) -> tuple[str, ...]:
     """The encoder's outputs: the style layers and relu4_1."""
     return tuple(dict.fromkeys((*config.style_layers, ENCODER_LAYER)))
 
 
-def make_losses(encoder: keras.Model, decoder: keras.Model, weights, training: bool):
-    """Returns `losses(photos, paintings) -> (per-example loss, terms, images)` for the step."""
+def make_losses(
+    encoder: keras.Model, decoder: keras.Model, weights, identity_weight: float, training: bool
+):
+    """Returns `losses(photos, paintings, identity) -> (per-example loss, terms, images)`.
+
+    `identity` marks the pairs whose painting is their photo (`pair_datasets`); on them an
+    "identity" term, `identity_weight` times the squared pixel error on the 0-255 scale of the
+    encoder's features (SANet's identity loss), asks the decoder to give the photo back.
+    """
     style_layers = tuple(weights.style_layers)
 
-    def losses(photos, paintings):
+    def losses(photos, paintings, identity=None):
         content = encoder(photos, training=False)[ENCODER_LAYER]
         painting_features = encoder(paintings, training=False)
         statistics = {name: channel_statistics(painting_features[name]) for name in style_layers}
@@ -59,20 +69,28 @@ def make_losses(encoder: keras.Model, decoder: keras.Model, weights, training: b
         images = decoder(target, training=training)
         features = encoder(images, training=False)
         loss, terms = any_style_loss(features, target, statistics, images, weights)
+        if identity is not None and identity_weight:
+            pixel_error = tf.reduce_mean(
+                tf.square(255.0 * (tf.cast(images, tf.float32) - photos)), axis=[1, 2, 3]
+            )
+            terms["identity"] = identity_weight * identity * pixel_error
+            loss = loss + terms["identity"]
         return loss, terms, images
 
     return losses
 
 
-def make_train_step(encoder, decoder, optimizer, weights, strategy, global_batch_size, jit=False):
-    """Returns the compiled distributed step `(photos, paintings) -> (loss, terms)`."""
-    losses = make_losses(encoder, decoder, weights, training=True)
+def make_train_step(
+    encoder, decoder, optimizer, weights, identity_weight, strategy, global_batch_size, jit=False
+):
+    """Returns the compiled distributed step `(photos, paintings, identity) -> (loss, terms)`."""
+    losses = make_losses(encoder, decoder, weights, identity_weight, training=True)
     loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
     @tf.function(jit_compile=jit, reduce_retracing=True)
-    def loss_and_gradients(photos, paintings):
+    def loss_and_gradients(photos, paintings, identity):
         with tf.GradientTape() as tape:
-            per_example, terms, _ = losses(photos, paintings)
+            per_example, terms, _ = losses(photos, paintings, identity)
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch_size)
             scaled = optimizer.scale_loss(loss) if loss_scaling else loss
         gradients = tape.gradient(scaled, decoder.trainable_variables)
@@ -82,15 +100,14 @@ def make_train_step(encoder, decoder, optimizer, weights, strategy, global_batch
         }
         return loss, terms, gradients
 
-    def replica_step(photos, paintings):
-        loss, terms, gradients = loss_and_gradients(photos, paintings)
+    def replica_step(photos, paintings, identity):
+        loss, terms, gradients = loss_and_gradients(photos, paintings, identity)
         optimizer.apply_gradients(zip(gradients, decoder.trainable_variables, strict=True))
         return loss, terms
 
     @tf.function(reduce_retracing=True)
     def train_step(batch):
-        photos, paintings = batch
-        loss, terms = strategy.run(replica_step, args=(photos, paintings))
+        loss, terms = strategy.run(replica_step, args=batch)
         total = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         terms = {
             name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
@@ -216,10 +233,12 @@ class AnyStyleTrainer:
             for index, weight in enumerate(self.model.get_weights())
         ]
         self._train_step = make_train_step(
-            self.encoder, self.model, self.optimizer, self.weights, self.strategy,
-            self.global_batch_size, config.jit,
+            self.encoder, self.model, self.optimizer, self.weights, config.identity_weight,
+            self.strategy, self.global_batch_size, config.jit,
         )  # fmt: skip
-        validation_losses = make_losses(self.encoder, self.model, self.weights, training=False)
+        validation_losses = make_losses(
+            self.encoder, self.model, self.weights, config.identity_weight, training=False
+        )
 
         @tf.function(jit_compile=config.jit, reduce_retracing=True)
         def validate(photos, paintings):
@@ -295,7 +314,13 @@ class AnyStyleTrainer:
             (self.seed + 1) % data.SEED_MODULUS,
             self.step,
         )
-        return painting_data.pair_datasets(photos, paintings)
+        return painting_data.pair_datasets(
+            photos,
+            paintings,
+            self.global_batch_size,
+            self.step,
+            IDENTITY_EVERY if config.identity_weight else 0,
+        )
 
     def steps(self) -> Iterator[TrainStepResult]:
         """Trains, yielding one `TrainStepResult` per step (see `NetworkTrainer.steps`).
