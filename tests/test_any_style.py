@@ -30,6 +30,7 @@ from tf_nst.networks.any_style.export import (
     ANY_STYLE_KIND,
     TFLITE_PHOTO_SIDE,
     TFLITE_STYLE_SIDE,
+    at_precision,
     export_any_style,
     export_tflite,
     run_tflite,
@@ -43,6 +44,7 @@ from tf_nst.networks.any_style.training import (
 )
 from tf_nst.networks.export import STYLIZER_METADATA
 from tf_nst.networks.stylizer import load_stylizer
+from tf_nst.precision import resolve_precision
 
 CONFIG = AnyStyleConfig(
     size=16,
@@ -418,6 +420,33 @@ def test_the_savedmodel_signatures_and_the_split(story):
     np.testing.assert_allclose(split, served["stylized"], atol=1e-5)
     # The Python API: photos, styles and the strength.
     np.testing.assert_allclose(network(photos, styles, 0.7), split, atol=1e-5)
+
+
+def test_the_export_has_bf16_signatures_beside_fp32_ones_whatever_the_training(story):
+    fp32 = load_stylizer(story["model"], precision="fp32")
+    bf16 = load_stylizer(story["model"], precision="bf16")
+    assert (fp32.precision, bf16.precision) == ("fp32", "bf16")
+    assert fp32.metadata["precisions"] == ["fp32", "bf16"]
+    generator = np.random.default_rng(9)
+    photos = generator.random((1, 24, 32, 3)).astype(np.float32)
+    styles = generator.random((1, 24, 24, 3)).astype(np.float32)
+    exact, rounded = fp32(photos, styles, 0.8).numpy(), bf16(photos, styles, 0.8).numpy()
+    assert rounded.dtype == np.float32 and rounded.shape == exact.shape
+    # bfloat16 keeps 8 bits of mantissa: close to the fp32 output, but not equal to it.
+    assert 0 < np.abs(rounded - exact).mean() < 0.05
+    assert fp32.with_precision("auto").precision == resolve_precision("auto")
+
+
+def test_a_copy_at_another_precision_keeps_the_weights_and_computes_at_it(encoder):
+    decoder = adain.build_decoder(4, "vgg19", "bf16", 32)
+    copy = at_precision(decoder, "fp32")
+    assert {layer.dtype_policy.name for layer in copy.layers} == {"float32"}
+    for weight, original in zip(copy.get_weights(), decoder.get_weights(), strict=True):
+        np.testing.assert_array_equal(weight, original)
+    features = tf.random.stateless_uniform([1, 4, 4, 32], seed=[2, 3], maxval=200.0)
+    reference = adain.build_decoder(4, "vgg19", "fp32", 32)
+    reference.set_weights(decoder.get_weights())
+    np.testing.assert_allclose(copy(features), reference(features), rtol=1e-5, atol=1e-6)
 
 
 def test_strength_zero_decodes_the_photos_features_and_blends_lie_between(story):

@@ -56,7 +56,7 @@ class StyleNetwork:
         Raises:
             StyleTransferError: If the export has no signatures at that precision.
         """
-        precision = _available_precision(precision, self.metadata, self.path)
+        precision = available_precision(precision, self.metadata, self.path)
         return dataclasses.replace(self, precision=precision)
 
     def _signature(self, role: str):
@@ -129,7 +129,14 @@ def _as_batch(images_batch) -> tf.Tensor:
     return batch
 
 
-def _available_precision(precision: str, metadata: dict, path: str) -> str:
+def available_precision(precision: str, metadata: dict, path: str) -> str:
+    """`precision` resolved ("auto" by the hardware) among the export's precisions.
+
+    "auto" falls back to fp32 when the export lacks the hardware's choice.
+
+    Raises:
+        StyleTransferError: If an explicit precision was not exported.
+    """
     exported = metadata.get("precisions", ["fp32"])
     resolved = resolve_precision(precision)
     if resolved in exported:
@@ -258,7 +265,7 @@ def load_stylizer(path: str | os.PathLike, precision: str = "fp32") -> StyleNetw
     if metadata.get("kind") == "any-style":
         from tf_nst.networks.any_style.stylizer import load_any_style
 
-        return load_any_style(directory, metadata, label)
+        return load_any_style(directory, metadata, label, precision)
     version = metadata.get("format_version")
     if type(version) is int and version > STYLIZER_FORMAT_VERSION:
         raise StyleTransferError(
@@ -271,7 +278,7 @@ def load_stylizer(path: str | os.PathLike, precision: str = "fp32") -> StyleNetw
             f"the metadata of stylizer {label} is damaged ({problem}): re-export it (train it "
             "again, or restore its folder from a copy)"
         )
-    precision = _available_precision(precision, metadata, label)
+    precision = available_precision(precision, metadata, label)
     try:
         saved_model = tf.saved_model.load(os.fspath(directory))
     except Exception as error:  # TensorFlow raises many types for a damaged SavedModel.

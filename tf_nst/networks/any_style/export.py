@@ -9,7 +9,10 @@ stylizers are) needs neither tf_nst nor Keras to run. Its signatures:
 - `style_representation(styles) -> representation`, float32 `[M, 2C]`: each style's relu4_1
   means then deviations (C = 512 with VGG), to compute once per painting and cache;
 - `stylize_with_representation(photos, representation, strength) -> stylized`, with a
-  representation of 1 or N rows (blend several paintings by a weighted mean of theirs).
+  representation of 1 or N rows (blend several paintings by a weighted mean of theirs);
+- the same three computing in bfloat16 (`serving_default_bf16`, `style_representation_bf16`,
+  `stylize_with_representation_bf16`), with the same float32 inputs and outputs, for hardware
+  that computes bfloat16 natively (`tf-nst apply --precision auto` picks them there).
 
 Beside `saved_model.pb`, `tf_nst_stylizer.json` records the format, `"kind": "any-style"`, the
 representation size and what the network was trained on.
@@ -49,11 +52,15 @@ from tf_nst.networks.any_style.adain import (
 from tf_nst.networks.any_style.adain import style_representation as representation_of
 from tf_nst.networks.export import STYLIZER_FORMAT, STYLIZER_METADATA
 from tf_nst.networks.training import content_submodel
+from tf_nst.precision import PRECISION_POLICIES
 
 ANY_STYLE_KIND = "any-style"
 PER_STYLE_KIND = "per-style"
 ANY_STYLE_FORMAT_VERSION = 1
 SIGNATURES = ("serving_default", "style_representation", "stylize_with_representation")
+SIGNATURE_ROLES = ("serving", "represent", "stylize")
+EXPORT_PRECISIONS = ("fp32", "bf16")
+"""Every export has both: bf16 halves the time where the CPU or GPU has it natively."""
 TFLITE_PHOTO_SIDE = 384
 TFLITE_STYLE_SIDE = 256
 QUANTIZATIONS = ("none", "fp16", "int8")
@@ -106,8 +113,10 @@ def export_any_style(
         "format_version": ANY_STYLE_FORMAT_VERSION,
         "kind": ANY_STYLE_KIND,
         "representation_size": 2 * channels,
-        "precisions": ["fp32"],
-        "signatures": list(SIGNATURES),
+        "precisions": list(EXPORT_PRECISIONS),
+        "signatures": {
+            precision: any_style_signature_names(precision) for precision in EXPORT_PRECISIONS
+        },
         "training": metadata,
     }
     try:
@@ -116,42 +125,82 @@ def export_any_style(
         raise StyleTransferError(
             f"the stylizer metadata is not JSON-serialisable ({error}): pass plain values"
         ) from None
+    with staged_directory(directory) as target:
+        archive = keras.export.ExportArchive()
+        for precision in EXPORT_PRECISIONS:
+            _add_endpoints(
+                archive,
+                at_precision(relu4_1, precision),
+                at_precision(decoder, precision),
+                channels,
+                any_style_signature_names(precision),
+            )
+        archive.write_out(str(target), verbose=False)
+        atomic_write_bytes(document.encode("utf-8"), target / STYLIZER_METADATA)
+
+
+def any_style_signature_names(precision: str) -> dict[str, str]:
+    """The signature names of the three functions at `precision`, by role.
+
+    fp32 is the `serving_default` contract; bf16 adds the same three with a `_bf16` suffix.
+    """
+    if precision == "fp32":
+        return dict(zip(SIGNATURE_ROLES, SIGNATURES, strict=True))
+    return {
+        role: f"{name}_{precision}" for role, name in zip(SIGNATURE_ROLES, SIGNATURES, strict=True)
+    }
+
+
+def at_precision(model: keras.Model, precision: str) -> keras.Model:
+    """A copy of a functional `model` computing at `precision`, with the same weights.
+
+    The export must not inherit the training's precision: a network trained in bf16 still gets
+    float32 signatures, and one trained in fp32 gets bf16 ones. Casts keep their target type;
+    the endpoints cast what the copies return to float32.
+    """
+    policy = PRECISION_POLICIES[precision]
+
+    def clone(layer):
+        config = layer.get_config()
+        if type(layer).__name__ != "Cast":
+            config["dtype"] = policy
+        return type(layer).from_config(config)
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _add_endpoints(archive, relu4_1, decoder, channels: int, names: dict[str, str]) -> None:
+    archive.track(relu4_1)
+    archive.track(decoder)
     representation_spec = tf.TensorSpec([None, 2 * channels], tf.float32, name="representation")
 
     def style_representation(styles):
         padded, _ = pad_to_multiple(styles)
-        return {"representation": representation_of(relu4_1(padded)[ENCODER_LAYER])}
+        features = tf.cast(relu4_1(padded)[ENCODER_LAYER], tf.float32)
+        return {"representation": representation_of(features)}
 
     def stylize_with_representation(photos, representation, strength):
         padded, size = pad_to_multiple(photos)
-        content = relu4_1(padded)[ENCODER_LAYER]
+        content = tf.cast(relu4_1(padded)[ENCODER_LAYER], tf.float32)
         rows = tf.broadcast_to(representation, [tf.shape(content)[0], 2 * channels])
         images = decoder(stylized_features(content, rows, strength), training=False)
-        return {"stylized": crop_to(clip_images(images), size)}
+        return {"stylized": crop_to(clip_images(tf.cast(images, tf.float32)), size)}
 
     def serving_default(photos, styles, strength):
         representation = style_representation(styles)["representation"]
         return stylize_with_representation(photos, representation, strength)
 
-    with staged_directory(directory) as target:
-        archive = keras.export.ExportArchive()
-        archive.track(relu4_1)
-        archive.track(decoder)
-        archive.add_endpoint(
-            "serving_default",
-            serving_default,
-            input_signature=[PHOTOS_SPEC, STYLES_SPEC, STRENGTH_SPEC],
-        )
-        archive.add_endpoint(
-            "style_representation", style_representation, input_signature=[STYLES_SPEC]
-        )
-        archive.add_endpoint(
-            "stylize_with_representation",
-            stylize_with_representation,
-            input_signature=[PHOTOS_SPEC, representation_spec, STRENGTH_SPEC],
-        )
-        archive.write_out(str(target), verbose=False)
-        atomic_write_bytes(document.encode("utf-8"), target / STYLIZER_METADATA)
+    archive.add_endpoint(
+        names["serving"], serving_default, input_signature=[PHOTOS_SPEC, STYLES_SPEC, STRENGTH_SPEC]
+    )
+    archive.add_endpoint(names["represent"], style_representation, input_signature=[STYLES_SPEC])
+    archive.add_endpoint(
+        names["stylize"],
+        stylize_with_representation,
+        input_signature=[PHOTOS_SPEC, representation_spec, STRENGTH_SPEC],
+    )
 
 
 # --- TFLite ------------------------------------------------------------------------------------

@@ -14,7 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 from tf_nst.errors import StyleTransferError
-from tf_nst.networks.any_style.export import SIGNATURES
+from tf_nst.networks.any_style.export import SIGNATURES, any_style_signature_names
+from tf_nst.networks.stylizer import available_precision
 
 # `tf-nst apply` plans memory with the per-style network's figures; the decoder at this width
 # costs about as much as a per-style network of width 32 plus VGG to relu4_1.
@@ -59,7 +60,8 @@ class AnyStyleNetwork:
     Attributes:
         path: The SavedModel directory.
         metadata: The export's metadata; the training's own facts are under "training".
-        precision: Always "fp32" (the export's only precision).
+        precision: The precision of the signatures it calls ("fp32" or "bf16"); exports from
+            before bf16 signatures have only "fp32".
         saved_model: The loaded SavedModel.
     """
 
@@ -70,8 +72,17 @@ class AnyStyleNetwork:
     kind = "any-style"
 
     def with_precision(self, precision: str) -> AnyStyleNetwork:
-        """The same network: it computes in fp32 whatever is asked."""
-        return self
+        """The same network computing at `precision` ("auto", "fp32" or "bf16").
+
+        Raises:
+            StyleTransferError: If the export has no signatures at that precision.
+        """
+        precision = available_precision(precision, self.metadata, self.path)
+        return dataclasses.replace(self, precision=precision)
+
+    def _signature(self, role: str):
+        name = any_style_signature_names(self.precision)[role]
+        return self.saved_model.signatures[name]
 
     def style_representation(self, styles) -> tf.Tensor:
         """The representation of each style image, `[styles, 2C]`.
@@ -79,7 +90,7 @@ class AnyStyleNetwork:
         Args:
             styles: One image `[h, w, 3]`, a batch, or a list of images of different sizes.
         """
-        signature = self.saved_model.signatures["style_representation"]
+        signature = self._signature("represent")
         if isinstance(styles, (list, tuple)):
             rows = [signature(styles=_as_batch(style))["representation"] for style in styles]
             return tf.concat(rows, axis=0)
@@ -94,7 +105,7 @@ class AnyStyleNetwork:
 
     def stylize_with_representation(self, photos, representation, strength=1.0) -> tf.Tensor:
         """Stylizes photos with a representation of 1 or `batch` rows."""
-        return self.saved_model.signatures["stylize_with_representation"](
+        return self._signature("stylize")(
             photos=_as_batch(photos),
             representation=tf.convert_to_tensor(representation, tf.float32),
             strength=tf.constant(float(strength), tf.float32),
@@ -113,7 +124,9 @@ class AnyStyleNetwork:
 
     def with_styles(self, styles, strength: float = 1.0, style_blend=None) -> BoundStyle:
         """The network with its style fixed: a callable from photos to stylized photos."""
-        return BoundStyle(self, self.blended_representation(styles, style_blend), float(strength))
+        return BoundStyle(
+            self, self.blended_representation(styles, style_blend), float(strength), self.precision
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,13 +153,24 @@ class BoundStyle:
         return self(np.asarray(image, np.float32)[None]).numpy()[0]
 
 
-def load_any_style(directory, metadata: dict, label: str) -> AnyStyleNetwork:
+def load_any_style(
+    directory, metadata: dict, label: str, precision: str = "fp32"
+) -> AnyStyleNetwork:
     """Loads an any-style SavedModel whose metadata was read already (by `load_stylizer`).
 
+    Args:
+        directory: The SavedModel directory.
+        metadata: Its metadata.
+        label: The directory as the messages name it.
+        precision: "fp32", "bf16" or "auto" (bf16 where the hardware computes it natively and
+            the export has it, else fp32).
+
     Raises:
-        StyleTransferError: If it does not load or lacks the any-style signatures.
+        StyleTransferError: If it does not load, lacks the any-style signatures, or has none at
+            an explicitly asked precision.
     """
     hint = "pass a directory written by tf-nst train --paintings"
+    precision = available_precision(precision, metadata, label)
     try:
         saved_model = tf.saved_model.load(os.fspath(directory))
     except Exception as error:  # TensorFlow raises many types for a damaged SavedModel.
@@ -159,4 +183,14 @@ def load_any_style(directory, metadata: dict, label: str) -> AnyStyleNetwork:
         raise StyleTransferError(
             f"{label} is not an any-style network (no {', '.join(missing)} signature): {hint}"
         )
-    return AnyStyleNetwork(os.fspath(directory), metadata, saved_model)
+    missing = [
+        name
+        for name in any_style_signature_names(precision).values()
+        if name not in saved_model.signatures
+    ]
+    if missing:
+        raise StyleTransferError(
+            f"stylizer {label} lacks the signatures {', '.join(missing)} its metadata lists: "
+            "re-export it"
+        )
+    return AnyStyleNetwork(os.fspath(directory), metadata, saved_model, precision)
