@@ -248,6 +248,12 @@ def test_the_train_command_refuses_bad_paintings_in_one_line(tmp_path, capsys):
         capsys,
     )
     assert status == 2 and "--width sets a per-style network" in error
+    for flag, value in (("--style-size", "256"), ("--coarse-style-weight", "1")):
+        status, error = _main(
+            ["train", "--paintings", photos, "--photos", photos, flag, value, "-o", tmp_path / "m"],
+            capsys,
+        )
+        assert status == 2 and f"{flag} sets a per-style network; with --paintings leave" in error
     assert not (tmp_path / "m").exists() and not (tmp_path / "model").exists()
 
 

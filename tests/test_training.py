@@ -12,6 +12,7 @@ import math
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import slow_setup
 from PIL import Image
 
@@ -19,8 +20,9 @@ from tf_nst.config import TrainConfig
 from tf_nst.errors import StyleTransferError
 from tf_nst.features.extractor import build_feature_extractor
 from tf_nst.features.targets import style_gram_targets
+from tf_nst.losses import gram_matrix, style_layer_loss
 from tf_nst.networks.distribute import is_chief, make_strategy, output_path
-from tf_nst.networks.training import NetworkTrainer, TrainStepResult
+from tf_nst.networks.training import NetworkTrainer, TrainStepResult, make_losses
 
 CONFIG = TrainConfig(
     size=16,
@@ -210,10 +212,52 @@ def test_the_style_is_seen_at_style_size_whatever_the_crops(photos, extractor, s
                 trainer.style_gram_targets[name].numpy(), expected[name].numpy(), rtol=1e-5
             )
     difference = max(
-        float(np.abs(expected[name].numpy() - at_crop_size[name].numpy()).max())
-        for name in layers
+        float(np.abs(expected[name].numpy() - at_crop_size[name].numpy()).max()) for name in layers
     )
     assert difference > 1e-3
+
+
+def test_the_coarse_style_loss_is_the_gram_error_at_half_size(photos, extractor, style):
+    """`coarse_style_weight`: the same Gram error on the output and the style at half size."""
+    config = CONFIG.replace(size=32, style_size=48, coarse_style_weight=0.5)
+    style = style.astype(np.float32)
+    trainer = NetworkTrainer(photos, [style], config, extractor=extractor)
+    expected_targets = style_gram_targets(extractor, [style], 24, config.style_layers, (1.0,))
+    for name in config.style_layers:
+        np.testing.assert_allclose(
+            trainer.coarse_gram_targets[name].numpy(),
+            expected_targets[name].numpy(),
+            rtol=1e-5,
+        )
+    stylized = tf.random.stateless_uniform([2, 32, 32, 3], seed=[4, 5])
+    content = {name: extractor(stylized)[name] for name in config.content_layers}
+    losses = make_losses(extractor, trainer.weights, 0.5)
+    total, terms = losses(
+        stylized, content, trainer.style_gram_targets, trainer.coarse_gram_targets
+    )
+    half = tf.image.resize(stylized, [16, 16], method="area")  # 2x2 means
+    half_features = extractor(half)
+    for name, layer_weight in trainer.weights.style_layers.items():
+        error = style_layer_loss(
+            gram_matrix(half_features[name]), expected_targets[name], "normalized"
+        )
+        np.testing.assert_allclose(
+            terms[f"coarse_style/{name}"].numpy(),
+            (0.5 * config.style_weight * layer_weight * error).numpy(),
+            rtol=1e-4,
+        )
+    np.testing.assert_allclose(total.numpy(), sum(terms.values()).numpy(), rtol=1e-5)
+    plain, plain_terms = make_losses(extractor, trainer.weights)(
+        stylized, content, trainer.style_gram_targets, {}
+    )
+    assert not any(name.startswith("coarse_style/") for name in plain_terms)
+    assert np.all(total.numpy() > plain.numpy())
+    result = next(iter(trainer.steps()))
+    assert {f"coarse_style/{name}" for name in config.style_layers} <= set(result.terms)
+    with pytest.raises(StyleTransferError, match="`coarse_style_weight`.*half size"):
+        NetworkTrainer(
+            photos, [style], CONFIG.replace(coarse_style_weight=1.0), extractor=extractor
+        )
 
 
 def test_training_config_names_the_field_in_its_errors():
@@ -224,6 +268,7 @@ def test_training_config_names_the_field_in_its_errors():
         ({"distribute": "tpu"}, "`distribute`"),
         ({"style_layer_weights": (1.0,)}, "`style_layer_weights`"),
         ({"style_size": 0}, "`style_size`"),
+        ({"coarse_style_weight": -1.0}, "`coarse_style_weight`"),
     ]:
         with pytest.raises(StyleTransferError, match=field):
             TrainConfig(**changes)

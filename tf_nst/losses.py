@@ -139,18 +139,34 @@ def total_loss(
         `(loss, terms)`, each `[batch]`: `terms` maps "style/LAYER", "content/LAYER" and "tv" to
         their weighted contributions, which sum to `loss`.
     """
-    terms = {}
-    for name, layer_weight in weights.style_layers.items():
-        error = style_layer_loss(
-            gram_matrix(features[name]), style_gram_targets[name], weights.normalization
-        )
-        terms[f"style/{name}"] = weights.style * layer_weight * error
+    terms = style_terms(features, style_gram_targets, weights)
     content_share = 1.0 / len(weights.content_layers)
     for name in weights.content_layers:
         error = content_layer_loss(features[name], content_targets[name], weights.normalization)
         terms[f"content/{name}"] = weights.content * content_share * error
     terms["tv"] = weights.total_variation * total_variation_loss(images, weights.normalization)
     return tf.add_n(list(terms.values())), terms
+
+
+def style_terms(
+    features: Mapping[str, tf.Tensor],
+    style_gram_targets: Mapping[str, tf.Tensor],
+    weights: LossWeights,
+    share: float = 1.0,
+    prefix: str = "style",
+) -> dict[str, tf.Tensor]:
+    """The weighted style term of each style layer, `[batch]` each, named "PREFIX/LAYER".
+
+    `share` scales `weights.style`: the coarse style terms of network training
+    (`coarse_style_weight`) are the same Gram errors on the output reduced to half its size.
+    """
+    terms = {}
+    for name, layer_weight in weights.style_layers.items():
+        error = style_layer_loss(
+            gram_matrix(features[name]), style_gram_targets[name], weights.normalization
+        )
+        terms[f"{prefix}/{name}"] = weights.style * share * layer_weight * error
+    return terms
 
 
 def group_totals(terms: Mapping[str, float]) -> dict[str, float]:

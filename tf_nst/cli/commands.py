@@ -399,7 +399,7 @@ ANY_STYLE_ONLY_FIELDS = (
     "validation_paintings",
 )
 # Per-style settings with no meaning for an any-style network.
-PER_STYLE_ONLY_FIELDS = ("width",)
+PER_STYLE_ONLY_FIELDS = ("width", "style_size", "coarse_style_weight")
 # A --style painting is read at this long side: the scale the paintings had in training (the
 # AdaIN paper's 512).
 STYLE_LONG_SIDE = 512
@@ -422,9 +422,8 @@ def run_train_any_style(arguments: argparse.Namespace) -> int:
         )
     for name in PER_STYLE_ONLY_FIELDS:
         if name in vars(arguments):
-            raise StyleTransferError(
-                f"`{name}` sets a per-style network; with --paintings use --decoder-width"
-            )
+            hint = "use --decoder-width" if name == "width" else "leave it out"
+            raise StyleTransferError(f"`{name}` sets a per-style network; with --paintings {hint}")
     config = from_arguments(AnyStyleConfig, arguments)
     options = from_arguments(OutputOptions, arguments)
     check_weights_file(config.weights, config.backbone)

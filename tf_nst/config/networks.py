@@ -43,6 +43,9 @@ class TrainConfig(LossSettings):
         width: Channels of the transform network's first layer.
         style_size: Long side of the style images in the loss, in pixels, whatever `size`; None
             for `size` (see `style_side`).
+        coarse_style_weight: Weight, as a share of `style_weight`, of the style loss of the
+            output reduced to half its size against the style images at half `style_side`
+            (`tf_nst.networks.training.make_losses`); 0 turns it off.
         validation: Photos held out of training, whose loss drives keep-best.
         validation_every: Steps between validations.
         distribute: "auto", "none", "mirrored" or "multiworker".
@@ -74,6 +77,12 @@ class TrainConfig(LossSettings):
         "long side of the style images in the loss, in pixels, whatever --size (Johnson et "
         "al.'s style_image_size): larger paints larger strokes (default: --size)",
     )
+    coarse_style_weight: float = setting(
+        0.0,
+        "weight, relative to --style-weight, of a second style loss on the output reduced to half "
+        "its size against the style images at half --style-size: the painting's structures at "
+        "twice the scale (0: off)",
+    )
     validation: int = setting(8, "photos held out of training; their loss picks the best network")
     validation_every: int = setting(100, "steps between validations")
     distribute: str = distribute_setting()
@@ -85,6 +94,7 @@ class TrainConfig(LossSettings):
             check_positive_int(name, getattr(self, name))
         if self.style_size is not None:
             check_positive_int("style_size", self.style_size)
+        check_non_negative_number("coarse_style_weight", self.coarse_style_weight)
         if isinstance(self.validation, bool) or not isinstance(self.validation, int):
             raise StyleTransferError(
                 f"`validation` must be a whole number of photos, got {self.validation!r}"

@@ -364,6 +364,16 @@ def check_train_sizes(config, style_shapes: Sequence[Sequence[int]]) -> None:
         )
     side = config.style_side
     check_style_sizes(style_shapes, side, side, "style_size", side, layers)
+    if config.coarse_style_weight:
+        style_layers = tuple(config.style_layers)
+        style_minimum = minimum_working_side(style_layers)
+        if config.size // 2 < style_minimum or side // 2 < style_minimum:
+            raise StyleTransferError(
+                f"`coarse_style_weight` compares the crops and style images at half size "
+                f"({config.size // 2} and {side // 2} px), below the {style_minimum} px "
+                f"{floor_reason(style_layers)} needs: raise `size` and `style_size`, or set "
+                "`coarse_style_weight` 0"
+            )
 
 
 def check_train_fits(

@@ -30,7 +30,7 @@ from tf_nst.config import TrainConfig
 from tf_nst.errors import StyleTransferError
 from tf_nst.features.extractor import build_feature_extractor, minimum_input_side
 from tf_nst.features.targets import style_gram_targets
-from tf_nst.losses import LossWeights, total_loss
+from tf_nst.losses import LossWeights, style_terms, total_loss
 from tf_nst.networks import data
 from tf_nst.networks.distribute import make_strategy, replica_count
 from tf_nst.networks.memory import check_train_sizes
@@ -85,10 +85,12 @@ def make_train_step(
     strategy: tf.distribute.Strategy,
     global_batch_size: int,
     jit: bool = False,
+    coarse_style_weight: float = 0.0,
 ):
     """Returns the compiled distributed training step.
 
-    The step takes a distributed batch of photos and the style Gram targets, runs one Adam update
+    The step takes a distributed batch of photos, the style Gram targets and the coarse ones
+    (at half the style size; empty when `coarse_style_weight` is 0), runs one Adam update
     of `model` on every replica (the optimizer sums the replicas' gradients), and returns the
     global batch's mean loss and terms.
 
@@ -96,18 +98,18 @@ def make_train_step(
     `merge_call`, which XLA cannot compile.
     """
     loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    losses_of = make_losses(extractor, weights, coarse_style_weight)
 
     @tf.function(jit_compile=jit, reduce_retracing=True)
-    def loss_and_gradients(photos, style_gram_targets):
+    def loss_and_gradients(photos, style_gram_targets, coarse_gram_targets):
         photo_features = content_extractor(photos, training=False)
         content_targets = {
             name: tf.stop_gradient(photo_features[name]) for name in weights.content_layers
         }
         with tf.GradientTape() as tape:
             stylized = model(photos, training=True)
-            features = extractor(stylized, training=False)
-            losses, terms = total_loss(
-                features, content_targets, style_gram_targets, stylized, weights
+            losses, terms = losses_of(
+                stylized, content_targets, style_gram_targets, coarse_gram_targets
             )
             loss = tf.nn.compute_average_loss(losses, global_batch_size=global_batch_size)
             scaled = optimizer.scale_loss(loss) if loss_scaling else loss
@@ -118,14 +120,16 @@ def make_train_step(
         }
         return loss, terms, gradients
 
-    def replica_step(photos, style_gram_targets):
-        loss, terms, gradients = loss_and_gradients(photos, style_gram_targets)
+    def replica_step(photos, style_gram_targets, coarse_gram_targets):
+        loss, terms, gradients = loss_and_gradients(photos, style_gram_targets, coarse_gram_targets)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
         return loss, terms
 
     @tf.function(reduce_retracing=True)
-    def train_step(photos, style_gram_targets):
-        loss, terms = strategy.run(replica_step, args=(photos, style_gram_targets))
+    def train_step(photos, style_gram_targets, coarse_gram_targets):
+        loss, terms = strategy.run(
+            replica_step, args=(photos, style_gram_targets, coarse_gram_targets)
+        )
         total = strategy.reduce(tf.distribute.ReduceOp.SUM, loss, axis=None)
         terms = {
             name: strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None)
@@ -136,26 +140,54 @@ def make_train_step(
     return train_step
 
 
+def make_losses(extractor: keras.Model, weights: LossWeights, coarse_style_weight: float = 0.0):
+    """Returns `losses(stylized, content targets, Gram targets, coarse Gram targets)`.
+
+    It gives `(per-example loss, terms)`: `total_loss` on the stylized photos, plus, when
+    `coarse_style_weight` is above 0, "coarse_style/LAYER" terms: the Gram errors of the stylized
+    photos reduced to half their size (2x2 means) against the style images' Gram matrices
+    at half the style size, weighted by `coarse_style_weight` times the style weight. Those ask
+    for the painting's structures at twice the scale that the full-size terms see.
+    """
+
+    def losses(stylized, content_targets, style_gram_targets, coarse_gram_targets):
+        features = extractor(stylized, training=False)
+        total, terms = total_loss(features, content_targets, style_gram_targets, stylized, weights)
+        if coarse_style_weight:
+            # A 2x2 mean is area resizing by half, and has a gradient (ResizeArea has none).
+            coarse = tf.nn.avg_pool2d(stylized, 2, 2, "VALID")
+            coarse_features = extractor(coarse, training=False)
+            coarse_terms = style_terms(
+                coarse_features, coarse_gram_targets, weights, coarse_style_weight, "coarse_style"
+            )
+            terms.update(coarse_terms)
+            total = total + tf.add_n(list(coarse_terms.values()))
+        return total, terms
+
+    return losses
+
+
 def make_validation(
     model: keras.Model,
     extractor: keras.Model,
     content_extractor: keras.Model,
     weights: LossWeights,
     jit: bool = False,
+    coarse_style_weight: float = 0.0,
 ):
     """Returns a compiled function photos -> (per-example losses, stylized photos).
 
     It runs on this task alone, outside `strategy.run`: every task holds the same synchronised
     weights and the same validation photos, so every task reaches the same keep-best decision.
     """
+    losses_of = make_losses(extractor, weights, coarse_style_weight)
 
     @tf.function(jit_compile=jit, reduce_retracing=True)
-    def validate(photos, style_gram_targets):
+    def validate(photos, style_gram_targets, coarse_gram_targets):
         stylized = model(photos, training=False)
         photo_features = content_extractor(photos, training=False)
         content_targets = {name: photo_features[name] for name in weights.content_layers}
-        features = extractor(stylized, training=False)
-        losses, _ = total_loss(features, content_targets, style_gram_targets, stylized, weights)
+        losses, _ = losses_of(stylized, content_targets, style_gram_targets, coarse_gram_targets)
         return losses, stylized
 
     return validate
@@ -283,6 +315,13 @@ class NetworkTrainer:
         self.style_gram_targets = style_gram_targets(
             extractor, styles, self.style_side, config.style_layers, self._blend
         )
+        self.coarse_gram_targets = (
+            style_gram_targets(
+                extractor, styles, self.style_side // 2, config.style_layers, self._blend
+            )
+            if config.coarse_style_weight
+            else {}
+        )
         self.validation_photos = tf.constant(
             data.validation_images(self.photos.validation, config.size)
         )
@@ -308,9 +347,15 @@ class NetworkTrainer:
             self.strategy,
             self.global_batch_size,
             config.jit,
+            config.coarse_style_weight,
         )
         self._validate = make_validation(
-            self.model, self.extractor, self._content_extractor, self.weights, config.jit
+            self.model,
+            self.extractor,
+            self._content_extractor,
+            self.weights,
+            config.jit,
+            config.coarse_style_weight,
         )
 
     @property
@@ -425,7 +470,9 @@ class NetworkTrainer:
                 batch = self._next_batch(iterator, loader)
                 if batch is None:
                     return
-                loss, terms = self._train_step(batch, self.style_gram_targets)
+                loss, terms = self._train_step(
+                    batch, self.style_gram_targets, self.coarse_gram_targets
+                )
                 loss = float(loss)
                 seconds = time.perf_counter() - step_started
                 self.step += 1
@@ -510,7 +557,9 @@ class NetworkTrainer:
         losses, outputs = [], []
         for start in range(0, photos.shape[0], self.config.batch_size):
             chunk_losses, chunk_outputs = self._validate(
-                photos[start : start + self.config.batch_size], self.style_gram_targets
+                photos[start : start + self.config.batch_size],
+                self.style_gram_targets,
+                self.coarse_gram_targets,
             )
             losses.append(chunk_losses.numpy())
             outputs.append(chunk_outputs.numpy())
