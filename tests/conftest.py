@@ -103,7 +103,7 @@ def run_cli(*arguments, timeout=300, **kwargs) -> subprocess.CompletedProcess:
 # Fixtures that give a test ../shared: it is `real_weights` (and so `slow`).
 SHARED_FIXTURES = frozenset({"vgg16_weights", "shared_images"})
 # Names that, imported from conftest, give a function ../shared.
-_SHARED_NAMES = frozenset({"SHARED", "VGG16_WEIGHTS", "IMAGES"})
+_SHARED_NAMES = frozenset({"SHARED", "VGG16_WEIGHTS", "IMAGES", "shared_photos"})
 # `module.function` calls that start a process.
 _PROCESS_CALLS = {
     "subprocess": {"run", "Popen", "call", "check_call", "check_output", "getoutput"},
@@ -199,6 +199,24 @@ def _functions_of(item: pytest.Item):
     for definitions in getattr(fixture_info, "name2fixturedefs", {}).values():
         for definition in definitions:
             yield definition.func
+
+
+def shared_photos(count: int, long_side: int) -> list[np.ndarray]:
+    """The first `count` photos of ../shared/photos at `long_side`; skips when it is absent."""
+    from tf_nst.image import decoding, folders
+
+    folder = SHARED / "photos"
+    if not folder.is_dir():
+        pytest.skip(f"shared photos not found in {folder} (set TF_NST_SHARED)")
+    paths = folders.find_images(folder)[:count]
+    return [decoding.load_image(path, long_side=long_side) for path in paths]
+
+
+def square(image: np.ndarray, side: int) -> np.ndarray:
+    """`image` resized to a `[1, side, side, 3]` batch in [0, 1] (antialiased)."""
+    import tensorflow as tf
+
+    return tf.image.resize(image[None], [side, side], antialias=True).numpy().clip(0, 1)
 
 
 def slow_setup(function):

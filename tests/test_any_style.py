@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import SHARED, slow_setup
+from conftest import shared_photos, slow_setup, square
 from PIL import Image
 
 from tf_nst.cli import parser as cli
@@ -476,20 +476,6 @@ def test_strength_zero_decodes_the_photos_features_and_blends_lie_between(story)
 TFLITE_TOLERANCE = {"none": 1e-4, "fp16": 5e-3}
 
 
-def _shared_photos(count):
-    from tf_nst.image import decoding, folders
-
-    folder = SHARED / "photos"
-    if not folder.is_dir():
-        pytest.skip(f"shared photos not found in {folder} (set TF_NST_SHARED)")
-    paths = folders.find_images(folder)[:count]
-    return [decoding.load_image(path, long_side=TFLITE_PHOTO_SIDE) for path in paths]
-
-
-def _square(image, side):
-    return tf.image.resize(image[None], [side, side], antialias=True).numpy().clip(0, 1)
-
-
 @pytest.fixture(scope="module")
 @slow_setup  # it exports a network
 def contrasted_model(story, tmp_path_factory):
@@ -498,7 +484,7 @@ def contrasted_model(story, tmp_path_factory):
     converter would match it and clipping would hide differences."""
     trainer = story["trainer"]
     decoder = trainer.best_model()
-    photo = _square(_shared_photos(1)[0], TFLITE_PHOTO_SIDE)
+    photo = square(shared_photos(1, TFLITE_PHOTO_SIDE)[0], TFLITE_PHOTO_SIDE)
     raw = decoder(trainer.encoder(photo, training=False)[adain.ENCODER_LAYER]).numpy()
     factor = 0.25 / max(float(raw.std()), 1e-12)
     last = decoder.get_layer("block1_deconv1")
@@ -510,10 +496,10 @@ def contrasted_model(story, tmp_path_factory):
 
 
 def test_tflite_of_an_any_style_network_matches_the_savedmodel(contrasted_model, tmp_path):
-    images = _shared_photos(4)
+    images = shared_photos(4, TFLITE_PHOTO_SIDE)
     network = load_stylizer(contrasted_model)
-    photo = _square(images[0], TFLITE_PHOTO_SIDE)
-    style = _square(images[1], TFLITE_STYLE_SIDE)
+    photo = square(images[0], TFLITE_PHOTO_SIDE)
+    style = square(images[1], TFLITE_STYLE_SIDE)
     expected_representation = network.style_representation(style).numpy()
     expected = network.stylize_with_representation(photo, expected_representation, 0.8).numpy()
     assert expected.std() > 0.05  # not a saturated, trivially matching image
@@ -555,7 +541,7 @@ def test_tflite_of_a_per_style_network_matches_the_savedmodel(tmp_path):
     output = tmp_path / "tflite"
     description = export_tflite(tmp_path / "per_style", output, "none")
     assert list(description["files"]) == ["stylize.tflite"]
-    photo = _square(_shared_photos(1)[0], TFLITE_PHOTO_SIDE)
+    photo = square(shared_photos(1, TFLITE_PHOTO_SIDE)[0], TFLITE_PHOTO_SIDE)
     stylized = run_tflite(tflite_interpreter(output / "stylize.tflite"), {"images": photo})
     expected = load_stylizer(tmp_path / "per_style")(photo).numpy()
     assert np.abs(stylized - expected).mean() < TFLITE_TOLERANCE["none"]

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import SHARED, slow_setup
+from conftest import shared_photos, slow_setup, square
 
 from tf_nst.features.extractor import build_feature_extractor
 from tf_nst.networks.any_style.adain import DECODER_INPUT_SCALE, ENCODER_LAYER, build_decoder
@@ -40,20 +40,6 @@ STYLIZED_TOLERANCE = 0.06
 STRENGTH = 0.8
 
 
-def _photos(count):
-    from tf_nst.image import decoding, folders
-
-    folder = SHARED / "photos"
-    if not folder.is_dir():
-        pytest.skip(f"shared photos not found in {folder} (set TF_NST_SHARED)")
-    paths = folders.find_images(folder)[:count]
-    return [decoding.load_image(path, long_side=TFLITE_PHOTO_SIDE) for path in paths]
-
-
-def _square(image, side):
-    return tf.image.resize(image[None], [side, side], antialias=True).numpy().clip(0, 1)
-
-
 @pytest.fixture(scope="module")
 @slow_setup  # it exports a network and converts it to int8
 def int8_export(tmp_path_factory):
@@ -66,7 +52,7 @@ def int8_export(tmp_path_factory):
     last.set_weights([kernel * 50.0 / DECODER_INPUT_SCALE, bias + 0.5])
     root = tmp_path_factory.mktemp("int8")
     export_any_style(encoder, decoder, root / "model", {"steps": 0})
-    images = _photos(CALIBRATION_PHOTOS + 2)
+    images = shared_photos(CALIBRATION_PHOTOS + 2, TFLITE_PHOTO_SIDE)
     calibration = images[:CALIBRATION_PHOTOS]
     description = export_tflite(root / "model", root / "tflite", "int8", calibration, calibration)
     return {
@@ -84,8 +70,8 @@ def test_int8_tflite_of_an_any_style_network_runs_and_matches_the_savedmodel(int
     transfer = tflite_interpreter(folder / "stylize_with_representation.tflite")
     first, second = int8_export["held_out"]
     for photo, style in ((first, second), (second, first)):
-        photo = _square(photo, TFLITE_PHOTO_SIDE)
-        style = _square(style, TFLITE_STYLE_SIDE)
+        photo = square(photo, TFLITE_PHOTO_SIDE)
+        style = square(style, TFLITE_STYLE_SIDE)
         expected_representation = network.style_representation(style).numpy()
         expected = network.stylize_with_representation(
             photo, expected_representation, STRENGTH

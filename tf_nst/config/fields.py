@@ -135,6 +135,14 @@ def check_non_negative_number(name: str, value) -> None:
         )
 
 
+def check_blend(name: str, weights) -> None:
+    """Checks blend weights: each a number from 0, and at least one above 0."""
+    for weight in weights:
+        check_non_negative_number(name, weight)
+    if sum(weights) <= 0:
+        raise StyleTransferError(f"`{name}` sums to 0: give at least one positive weight")
+
+
 def is_finite_number(value) -> bool:
     """True for an int or float (not a bool) that is finite and within float32's range."""
     # Numbers beyond float32's range would turn every loss infinite once in the graph.

@@ -7,8 +7,8 @@ import dataclasses
 from tf_nst.config.fields import (
     APPLY_PRECISIONS,
     TFLITE_QUANTIZATIONS,
+    check_blend,
     check_choices,
-    check_non_negative_number,
     check_positive_int,
     is_finite_number,
     preserve_colors_setting,
@@ -57,12 +57,7 @@ class ApplyConfig:
         if not is_finite_number(self.strength) or not 0 <= self.strength <= 1:
             raise StyleTransferError(f"`strength` must be from 0 to 1, got {self.strength!r}")
         if self.style_blend is not None:
-            for weight in self.style_blend:
-                check_non_negative_number("style_blend", weight)
-            if sum(self.style_blend) <= 0:
-                raise StyleTransferError(
-                    "`style_blend` sums to 0: give at least one positive weight"
-                )
+            check_blend("style_blend", self.style_blend)
 
 
 @dataclasses.dataclass(frozen=True)

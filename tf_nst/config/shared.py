@@ -15,6 +15,7 @@ from tf_nst.config.fields import (
     LOSS_WEIGHT_FIELDS,
     POOLINGS,
     PRECISIONS,
+    check_blend,
     check_choices,
     check_non_negative_number,
     check_positive_number,
@@ -120,12 +121,7 @@ class LossSettings:
             for weight in self.style_layer_weights:
                 check_non_negative_number("style_layer_weights", weight)
         if self.style_blend is not None:
-            for weight in self.style_blend:
-                check_non_negative_number("style_blend", weight)
-            if sum(self.style_blend) <= 0:
-                raise StyleTransferError(
-                    "`style_blend` sums to 0: give at least one positive weight"
-                )
+            check_blend("style_blend", self.style_blend)
         if self.time_limit is not None:
             check_positive_number("time_limit", self.time_limit)
         if self.seed is not None:

@@ -129,6 +129,20 @@ def _as_batch(images_batch) -> tf.Tensor:
     return batch
 
 
+def check_signatures(saved_model, names, label: str) -> None:
+    """Checks that a loaded SavedModel has the signatures its metadata lists.
+
+    Raises:
+        StyleTransferError: Naming the missing ones.
+    """
+    missing = [name for name in names if name not in saved_model.signatures]
+    if missing:
+        raise StyleTransferError(
+            f"stylizer {label} lacks the signatures {', '.join(missing)} its metadata lists: "
+            "re-export it"
+        )
+
+
 def available_precision(precision: str, metadata: dict, path: str) -> str:
     """`precision` resolved ("auto" by the hardware) among the export's precisions.
 
@@ -286,16 +300,7 @@ def load_stylizer(path: str | os.PathLike, precision: str = "fp32") -> StyleNetw
         raise StyleTransferError(
             f"stylizer {label} cannot be loaded ({first_line}): re-export it"
         ) from None
-    missing = [
-        name
-        for name in stylizer_signature_names(precision).values()
-        if name not in saved_model.signatures
-    ]
-    if missing:
-        raise StyleTransferError(
-            f"stylizer {label} lacks the signatures {', '.join(missing)} its metadata lists: "
-            "re-export it"
-        )
+    check_signatures(saved_model, stylizer_signature_names(precision).values(), label)
     serving = saved_model.signatures.get("serving_default")
     if (
         serving is None

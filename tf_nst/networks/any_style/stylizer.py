@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from tf_nst.errors import StyleTransferError
 from tf_nst.networks.any_style.export import SIGNATURES, any_style_signature_names
-from tf_nst.networks.stylizer import available_precision
+from tf_nst.networks.stylizer import available_precision, check_signatures
 
 # `tf-nst apply` plans memory with the per-style network's figures; the decoder at this width
 # costs about as much as a per-style network of width 32 plus VGG to relu4_1.
@@ -183,14 +183,5 @@ def load_any_style(
         raise StyleTransferError(
             f"{label} is not an any-style network (no {', '.join(missing)} signature): {hint}"
         )
-    missing = [
-        name
-        for name in any_style_signature_names(precision).values()
-        if name not in saved_model.signatures
-    ]
-    if missing:
-        raise StyleTransferError(
-            f"stylizer {label} lacks the signatures {', '.join(missing)} its metadata lists: "
-            "re-export it"
-        )
+    check_signatures(saved_model, any_style_signature_names(precision).values(), label)
     return AnyStyleNetwork(os.fspath(directory), metadata, saved_model, precision)
