@@ -409,6 +409,7 @@ def main() -> int:
                 markdown_table(
                     [
                         "quantize",
+                        "output error (mean, [0, 1])",
                         "representation MB",
                         "representation ms",
                         "transfer MB",
