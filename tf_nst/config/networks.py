@@ -14,7 +14,7 @@ from tf_nst.config.fields import (
     setting,
 )
 from tf_nst.config.optimization import DEFAULT_STYLE_LAYERS
-from tf_nst.config.shared import LossSettings
+from tf_nst.config.shared import LossSettings, path_defaults
 from tf_nst.errors import StyleTransferError
 
 # A feed-forward network starts from noise rather than from the photo, so the content term must
@@ -51,13 +51,9 @@ class TrainConfig(LossSettings):
         distribute: "auto", "none", "mirrored" or "multiworker".
     """
 
-    PATH_DEFAULTS: ClassVar[Mapping[str, object]] = {
-        "content_weight": DEFAULT_TRAIN_LOSS_WEIGHTS[0],
-        "style_weight": DEFAULT_TRAIN_LOSS_WEIGHTS[1],
-        "tv_weight": DEFAULT_TRAIN_LOSS_WEIGHTS[2],
-        "content_layers": DEFAULT_TRAIN_CONTENT_LAYERS,
-        "style_layers": DEFAULT_TRAIN_STYLE_LAYERS,
-    }
+    PATH_DEFAULTS: ClassVar[Mapping[str, object]] = path_defaults(
+        DEFAULT_TRAIN_LOSS_WEIGHTS, DEFAULT_TRAIN_CONTENT_LAYERS, DEFAULT_TRAIN_STYLE_LAYERS
+    )
     HPARAMS_FIRST: ClassVar[tuple[str, ...]] = ("style_weight", "size", "steps", "width")
 
     size: int = setting(256, "side of the square training crops, in pixels")
@@ -144,13 +140,11 @@ class AnyStyleConfig(LossSettings):
         distribute: "auto", "none", "mirrored" or "multiworker".
     """
 
-    PATH_DEFAULTS: ClassVar[Mapping[str, object]] = {
-        "content_weight": DEFAULT_ANY_STYLE_LOSS_WEIGHTS[0],
-        "style_weight": DEFAULT_ANY_STYLE_LOSS_WEIGHTS[1],
-        "tv_weight": DEFAULT_ANY_STYLE_LOSS_WEIGHTS[2],
-        "content_layers": DEFAULT_ANY_STYLE_CONTENT_LAYERS,
-        "style_layers": DEFAULT_ANY_STYLE_STYLE_LAYERS,
-    }
+    PATH_DEFAULTS: ClassVar[Mapping[str, object]] = path_defaults(
+        DEFAULT_ANY_STYLE_LOSS_WEIGHTS,
+        DEFAULT_ANY_STYLE_CONTENT_LAYERS,
+        DEFAULT_ANY_STYLE_STYLE_LAYERS,
+    )
     HPARAMS_FIRST: ClassVar[tuple[str, ...]] = ("style_weight", "size", "steps", "decoder_width")
     # Shared settings that have no meaning for a network that takes its style at apply time.
     UNUSED_FIELDS: ClassVar[tuple[str, ...]] = ("style_blend",)

@@ -27,6 +27,19 @@ from tf_nst.errors import StyleTransferError
 from tf_nst.features.backbones import check_distinct
 
 
+def path_defaults(
+    loss_weights: tuple[float, float, float],
+    content_layers: tuple[str, ...],
+    style_layers: tuple[str, ...],
+) -> dict[str, object]:
+    """A path's `PATH_DEFAULTS`: its (content, style, total-variation) weights and its layers."""
+    return {
+        **dict(zip(LOSS_WEIGHT_FIELDS, loss_weights, strict=True)),
+        "content_layers": content_layers,
+        "style_layers": style_layers,
+    }
+
+
 @dataclasses.dataclass(frozen=True)
 class LossSettings:
     """The settings both paths share: the loss, the style images, the backbone, the run.
