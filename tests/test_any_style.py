@@ -455,15 +455,27 @@ def test_a_copy_at_another_precision_keeps_the_weights_and_computes_at_it(encode
     np.testing.assert_allclose(copy(features), reference(features), rtol=1e-5, atol=1e-6)
 
 
-def test_strength_zero_decodes_the_photos_features_and_blends_lie_between(story):
+def test_strength_zero_gives_the_photo_and_blends_lie_between(story):
     network = load_stylizer(story["model"])
     trainer = story["trainer"]
     generator = np.random.default_rng(8)
     photos = generator.random((1, 24, 32, 3)).astype(np.float32)
     styles = [generator.random((24, 24, 3)).astype(np.float32) for _ in range(2)]
+    # A few steps from random: the decoder's own reconstruction is far from the photo, so only
+    # the detail term can make strength 0 the photo.
     content = trainer.encoder(photos)[adain.ENCODER_LAYER]
-    decoded = adain.clip_images(trainer.best_model()(content)).numpy()
-    np.testing.assert_allclose(network(photos, styles[:1], 0.0), decoded, atol=1e-5)
+    reconstruction = trainer.best_model()(content).numpy()
+    assert np.abs(np.clip(reconstruction, 0, 1) - photos).mean() > 0.05
+    np.testing.assert_allclose(network(photos, styles[:1], 0.0), photos, atol=1e-5)
+    # Full strength is the paper's AdaIN, untouched by the detail term.
+    representation = network.style_representation(styles[:1])
+    target = adain.stylized_features(content, representation, 1.0)
+    full = adain.clip_images(trainer.best_model()(target)).numpy()
+    np.testing.assert_allclose(network(photos, styles[:1], 1.0), full, atol=1e-5)
+    # In between, the photo's detail returns in proportion to 1 - strength.
+    half_features = adain.stylized_features(content, representation, 0.5)
+    half = trainer.best_model()(half_features).numpy() + 0.5 * (photos - reconstruction)
+    np.testing.assert_allclose(network(photos, styles[:1], 0.5), np.clip(half, 0, 1), atol=1e-4)
     # A blend's representation is the weighted mean of the two paintings'.
     representations = network.style_representation(styles).numpy()
     blended = network.blended_representation(styles, [1.0, 1.0]).numpy()

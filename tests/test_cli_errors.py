@@ -193,7 +193,7 @@ REFUSALS = {
     ),
     "init-path-missing": (
         [*IMAGES, "--init", "nose"],
-        ["--init 'nose' is neither content, noise, style nor an existing image"],
+        ["--init 'nose' is neither content, recolored, noise, style nor an existing image"],
         True,
     ),
     "init-image-corrupt": (

@@ -147,6 +147,19 @@ def test_match_color_histogram_covariance_is_tight_relative_to_scale():
     assert relative_error < 1e-2
 
 
+def test_blended_color_statistics_are_those_of_the_pooled_pixels():
+    generator = np.random.default_rng(4)
+    first = generator.random((10, 12, 3)).astype(np.float32) * 0.5
+    second = 0.3 + generator.random((20, 6, 3)).astype(np.float32) * 0.7
+    # Weights 2:1 and equal pixel counts: pooling the first image twice is the same mixture.
+    mean, covariance = colors.blended_color_statistics([first, second], [2.0, 1.0])
+    pooled = np.concatenate([first, first, second.reshape(10, 12, 3)]).reshape(-1, 3)
+    np.testing.assert_allclose(mean, pooled.mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(covariance, np.cov(pooled.T, bias=True), atol=1e-6)
+    single = colors.blended_color_statistics([second], [1.0])
+    np.testing.assert_allclose(single[1], colors.color_statistics(second)[1], atol=1e-9)
+
+
 def test_match_color_histogram_of_grayscale_source_is_finite():
     grey = np.repeat(np.random.default_rng(11).random((20, 20, 1)), 3, axis=2).astype(np.float32)
     target = _random_image(12)

@@ -147,6 +147,28 @@ def test_style_init_starts_from_the_style_image(tiny_extractor, random_images):
     np.testing.assert_allclose(first, decoding.resize(style, 24, 32), atol=1e-6)
 
 
+def test_recolored_init_starts_from_the_content_in_the_styles_colours(tiny_extractor):
+    generator = np.random.default_rng(11)
+    # A pale content and a dark, reddish style whose colours are well inside [0, 1], so that
+    # clipping does not move the statistics.
+    content = (0.55 + 0.1 * generator.random((24, 32, 3))).astype(np.float32)
+    style = np.stack(
+        [0.35 + 0.1 * generator.random((30, 40)), 0.2 + 0.05 * generator.random((30, 40)),
+         np.full((30, 40), 0.15)], axis=-1,
+    ).astype(np.float32)  # fmt: skip
+    style[..., 2] += 0.5 * (style[..., 0] - 0.35)
+    first = _first_image(content, style, tiny_extractor, init="recolored")
+    mean, covariance = colors.color_statistics(first)
+    style_mean, style_covariance = colors.color_statistics(style)
+    np.testing.assert_allclose(mean, style_mean, atol=1e-4)
+    np.testing.assert_allclose(covariance, style_covariance, atol=1e-5)
+    # The content's layout is kept: the start is an affine recolouring of it.
+    flat_first, flat_content = first.reshape(-1, 3), content.reshape(-1, 3)
+    design = np.hstack([flat_content, np.ones((len(flat_content), 1))])
+    _, residual, *_ = np.linalg.lstsq(design, flat_first, rcond=None)
+    assert residual.max() < 1e-6
+
+
 def test_path_init_starts_from_the_given_image(tiny_extractor, random_images):
     content, style = random_images
     start = np.random.default_rng(9).random((48, 64, 3), dtype=np.float32)

@@ -46,8 +46,8 @@ def run_stylize(arguments: argparse.Namespace) -> int:
     init_path = None if config.init in INITS else config.init
     if init_path is not None and not os.path.exists(init_path):
         raise StyleTransferError(
-            f"`init` {printable(init_path)!r} is neither content, noise, style nor an existing "
-            "image file: pass one of those words or the path of an image"
+            f"`init` {printable(init_path)!r} is neither content, recolored, noise, style nor an "
+            "existing image file: pass one of those words or the path of an image"
         )
     input_paths = [content_path, *style_paths] + ([init_path] if init_path else [])
     writing.check_output_path(options.output, input_paths)

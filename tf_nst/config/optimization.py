@@ -74,7 +74,11 @@ class StyleConfig(LossSettings):
     learning_rate: float = setting(
         0.02, "Adam's step size, in image units (the image lives in [0, 1])"
     )
-    init: str = setting("content", "starting image: content, noise, style or PATH to an image")
+    init: str = setting(
+        "content",
+        "starting image: content, recolored (the content in the style's colour mean and "
+        "covariance), noise, style or PATH to an image",
+    )
     preserve_colors: str = preserve_colors_setting("keep the content's colours (Gatys et al. 2016)")
     style_scale: float = setting(
         1.0,

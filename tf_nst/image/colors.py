@@ -18,6 +18,8 @@ channel). Results are float32. Shape problems raise `StyleTransferError`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from tf_nst.config import PRESERVE_COLORS
@@ -241,28 +243,73 @@ def match_color_histogram(
             positive.
     """
     source_rgb = _as_color_image(source, "source")
-    target_rgb = _as_color_image(target, "target")
+    target_mean, target_covariance = color_statistics(target, "target")
+    return recolor(source_rgb, target_mean, target_covariance, epsilon)
+
+
+def color_statistics(image: np.ndarray, name: str = "image") -> tuple[np.ndarray, np.ndarray]:
+    """Returns the pixel mean (3,) and population colour covariance (3, 3) of an RGB image.
+
+    `name` is the image's name in the error message.
+
+    Raises:
+        StyleTransferError: If `image` is not a finite HxWx3 array.
+    """
+    pixels = _as_color_image(image, name).reshape(-1, 3).astype(np.float64)
+    mean = pixels.mean(axis=0)
+    centered = pixels - mean
+    # Population covariance (divide by N), so the statistics match np.cov(bias=True).
+    return mean, centered.T @ centered / len(pixels)
+
+
+def blended_color_statistics(
+    images: Sequence[np.ndarray], weights: Sequence[float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Returns the colour mean and covariance of the mixture of `images` with `weights`.
+
+    The mixture's pixels are image k's with probability weights[k] (normalised to sum 1), so a
+    blend of styles has one colour distribution whatever the images' sizes.
+    """
+    total = float(sum(weights))
+    if not total > 0:
+        raise StyleTransferError(f"blend weights must have a positive sum, got {list(weights)}")
+    mean = np.zeros(3)
+    second_moment = np.zeros((3, 3))
+    for image, weight in zip(images, weights, strict=True):
+        image_mean, image_covariance = color_statistics(image)
+        mean += weight / total * image_mean
+        second_moment += weight / total * (image_covariance + np.outer(image_mean, image_mean))
+    return mean, second_moment - np.outer(mean, mean)
+
+
+def recolor(
+    source: np.ndarray, mean: np.ndarray, covariance: np.ndarray, epsilon: float = 1e-5
+) -> np.ndarray:
+    """Maps `source`'s pixels affinely so that their colour mean and covariance are the given.
+
+    Args:
+        source: HxWx3 RGB image in [0, 1].
+        mean: The target colour mean, shape (3,).
+        covariance: The target colour covariance, shape (3, 3), symmetric positive semi-definite.
+        epsilon: Added to the diagonal of the source covariance, so that a grey or flat source
+            (a singular covariance) gives finite results. Must be positive.
+
+    Returns:
+        Float32 image shaped like `source`, clipped to [0, 1].
+    """
+    source_rgb = _as_color_image(source, "source")
     if not (np.isfinite(epsilon) and epsilon > 0):
         raise StyleTransferError(f"epsilon must be a positive number, got {epsilon!r}")
-
-    source_pixels = source_rgb.reshape(-1, 3)
-    target_pixels = target_rgb.reshape(-1, 3)
-    source_mean = source_pixels.mean(axis=0)
-    target_mean = target_pixels.mean(axis=0)
-    source_centered = source_pixels - source_mean
-    target_centered = target_pixels - target_mean
-    # Population covariance (divide by N), so the returned statistics match np.cov(bias=True).
-    source_covariance = source_centered.T @ source_centered / len(source_pixels)
-    target_covariance = target_centered.T @ target_centered / len(target_pixels)
-
+    source_mean, source_covariance = color_statistics(source_rgb)
+    source_centered = source_rgb.reshape(-1, 3) - source_mean
     # The symmetric square root (the "Image Analogies" variant) rather than Cholesky: Cholesky
     # factors depend on the channel order, so they treat R, G and B unequally and can rotate
     # colours needlessly; the symmetric roots are unique and order-independent. Gatys et al.
     # report both give similar images.
-    transform = _symmetric_power(target_covariance, 0.5) @ _symmetric_power(
+    transform = _symmetric_power(np.asarray(covariance, np.float64), 0.5) @ _symmetric_power(
         source_covariance, -0.5, ridge=epsilon
     )
-    matched = source_centered @ transform.T + target_mean
+    matched = source_centered @ transform.T + np.asarray(mean, np.float64)
     return np.clip(matched, 0.0, 1.0).reshape(source_rgb.shape).astype(np.float32)
 
 

@@ -22,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tf_nst.config import StyleConfig
+from tf_nst.config import INITS, StyleConfig
 from tf_nst.errors import StyleTransferError
 from tf_nst.features.backbones import validate_layer_choice
 from tf_nst.features.extractor import build_feature_extractor
@@ -166,7 +166,7 @@ class Optimization:
         self.blend = config.normalized_style_blend(len(styles))
         layers = validate_layer_choice(config.backbone, config.content_layers, config.style_layers)
         self.scales = check_image_sizes(config, content.shape, [style.shape for style in styles])
-        if config.init not in ("content", "noise", "style") and init_image is None:
+        if config.init not in INITS and init_image is None:
             raise StyleTransferError(f"--init {config.init} is a path: load it and pass init_image")
         self.precision = resolve_precision(config.precision)
         if extractor is None:
@@ -229,6 +229,9 @@ class Optimization:
         init = self.config.init
         if init == "content":
             return content
+        if init == "recolored":
+            mean, covariance = colors.blended_color_statistics(self.styles, self.blend)
+            return colors.recolor(content, mean, covariance)
         if init == "noise":
             generator = np.random.default_rng(self.config.seed)
             return generator.uniform(0.0, 1.0, (height, width, 3)).astype(np.float32)

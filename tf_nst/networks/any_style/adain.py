@@ -3,7 +3,13 @@
 AdaIN (Huang and Belongie 2017) stylizes a photo with any painting in one pass:
 
     t = AdaIN(f(photo), f(painting)) = sigma(s) * (f(photo) - mu(c)) / sigma(c) + mu(s)
-    stylized = g(strength * t + (1 - strength) * f(photo))
+    stylized = g(strength * t + (1 - strength) * f(photo)) + (1 - strength) * (photo - g(f(photo)))
+
+The last term is ours, not the paper's: the decoder's own reconstruction error, faded out as the
+strength rises. A decoder trained for a CPU-length run gives back a softened, shifted photo from
+the photo's features, so without it `--strength 0` would be that reconstruction, not the photo;
+with it strength 0 is exactly the photo and strength 1 is exactly AdaIN, and below 1 the photo's
+detail that the decoder loses returns in proportion.
 
 where f is VGG up to relu4_1 (our extractor's `block4_conv1`, whose convolutions carry their
 ReLU), mu and sigma are per-channel means and deviations over the locations, and g is a learned
@@ -116,6 +122,24 @@ def stylized_features(
     target = adain(content, mean, deviation)
     strength = tf.cast(strength, tf.float32)
     return strength * target + (1.0 - strength) * content
+
+
+def with_photo_detail(
+    images: tf.Tensor, reconstruction: tf.Tensor, photos: tf.Tensor, strength: tf.Tensor | float
+) -> tf.Tensor:
+    """`images + (1 - strength) * (photos - reconstruction)`, in float32.
+
+    Args:
+        images: The decoder's output for `stylized_features(..., strength)`, `[N, H, W, 3]`.
+        reconstruction: The decoder's output for the photos' own features, the same shape.
+        photos: The photos the features came from, the same shape.
+        strength: A scalar from 0 (the result is `photos`) to 1 (the result is `images`).
+    """
+    strength = tf.cast(strength, tf.float32)
+    images, reconstruction, photos = (
+        tf.cast(tensor, tf.float32) for tensor in (images, reconstruction, photos)
+    )
+    return images + (1.0 - strength) * (photos - reconstruction)
 
 
 def decoder_filters(block: int, width: int) -> int:

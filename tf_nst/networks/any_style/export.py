@@ -48,6 +48,7 @@ from tf_nst.networks.any_style.adain import (
     crop_to,
     pad_to_multiple,
     stylized_features,
+    with_photo_detail,
 )
 from tf_nst.networks.any_style.adain import style_representation as representation_of
 from tf_nst.networks.export import STYLIZER_FORMAT, STYLIZER_METADATA
@@ -186,7 +187,13 @@ def _add_endpoints(archive, relu4_1, decoder, channels: int, names: dict[str, st
         content = tf.cast(relu4_1(padded)[ENCODER_LAYER], tf.float32)
         rows = tf.broadcast_to(representation, [tf.shape(content)[0], 2 * channels])
         images = decoder(stylized_features(content, rows, strength), training=False)
-        return {"stylized": crop_to(clip_images(tf.cast(images, tf.float32)), size)}
+        # The second decoder pass is needed only below full strength.
+        images = tf.cond(
+            strength < 1.0,
+            lambda: with_photo_detail(images, decoder(content, training=False), padded, strength),
+            lambda: tf.cast(images, tf.float32),
+        )
+        return {"stylized": crop_to(clip_images(images), size)}
 
     def serving_default(photos, styles, strength):
         representation = style_representation(styles)["representation"]
