@@ -10,7 +10,8 @@ The modules follow the paths:
 - `shared`: `LossSettings`, declared once for every path that has a loss: the loss weights and
   layers, the style images' blend, the backbone, the precision, the seed and the time limit;
 - `optimization`: `StyleConfig` (`tf-nst stylize`) and its defaults;
-- `networks`: `TrainConfig` and `AnyStyleConfig` (`tf-nst train`, per-style and any-style);
+- `networks`: `TrainConfig` and `AnyStyleConfig` (`tf-nst train`, per-style and any-style) on
+  `NetworkTrainingSettings`, the validation and distribution settings they share;
 - `outputs`: `ApplyConfig`, `TfliteConfig` and `OutputOptions` (where every long job writes).
 
 Where two paths want different defaults (the loss weights and layers), the field's default is
@@ -45,6 +46,7 @@ from tf_nst.config.networks import (
     DEFAULT_TRAIN_LOSS_WEIGHTS,
     DEFAULT_TRAIN_STYLE_LAYERS,
     AnyStyleConfig,
+    NetworkTrainingSettings,
     TrainConfig,
 )
 from tf_nst.config.optimization import (
@@ -80,6 +82,7 @@ __all__ = [
     "AnyStyleConfig",
     "ApplyConfig",
     "LossSettings",
+    "NetworkTrainingSettings",
     "OutputOptions",
     "StyleConfig",
     "TfliteConfig",

@@ -32,7 +32,37 @@ DEFAULT_TRAIN_STYLE_LAYERS = (*DEFAULT_STYLE_LAYERS, "block5_conv1")
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig(LossSettings):
+class NetworkTrainingSettings(LossSettings):
+    """The settings both network trainings share, on the loss settings.
+
+    Attributes:
+        validation: Photos held out of training, for the validation loss that picks the best
+            network.
+        validation_every: Steps between validations.
+        distribute: "auto", "none", "mirrored" or "multiworker".
+    """
+
+    validation: int = setting(
+        8, "photos held out of training, for the validation loss that picks the best network"
+    )
+    validation_every: int = setting(100, "steps between validations")
+    distribute: str = distribute_setting()
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_run_length(self)
+        check_positive_int("validation_every", self.validation_every)
+        check_held_out_count("validation", self.validation)
+
+
+def check_held_out_count(name: str, value) -> None:
+    """Checks a count of held-out images: a whole number from 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise StyleTransferError(f"`{name}` must be a whole number from 0, got {value!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(NetworkTrainingSettings):
     """Settings of one fast style network's training (`tf-nst train`), on the shared ones.
 
     Attributes:
@@ -46,9 +76,6 @@ class TrainConfig(LossSettings):
         coarse_style_weight: Weight, as a share of `style_weight`, of the style loss of the
             output reduced to half its size against the style images at half `style_side`
             (`tf_nst.networks.training.make_losses`); 0 turns it off.
-        validation: Photos held out of training, whose loss drives keep-best.
-        validation_every: Steps between validations.
-        distribute: "auto", "none", "mirrored" or "multiworker".
     """
 
     PATH_DEFAULTS: ClassVar[Mapping[str, object]] = path_defaults(
@@ -79,26 +106,14 @@ class TrainConfig(LossSettings):
         "its size against the style images at half --style-size: the painting's structures at "
         "twice the scale (0: off)",
     )
-    validation: int = setting(8, "photos held out of training; their loss picks the best network")
-    validation_every: int = setting(100, "steps between validations")
-    distribute: str = distribute_setting()
 
     def __post_init__(self):
         super().__post_init__()
-        check_run_length(self)
-        for name in ("batch_size", "width", "validation_every"):
+        for name in ("batch_size", "width"):
             check_positive_int(name, getattr(self, name))
         if self.style_size is not None:
             check_positive_int("style_size", self.style_size)
         check_non_negative_number("coarse_style_weight", self.coarse_style_weight)
-        if isinstance(self.validation, bool) or not isinstance(self.validation, int):
-            raise StyleTransferError(
-                f"`validation` must be a whole number of photos, got {self.validation!r}"
-            )
-        if self.validation < 0:
-            raise StyleTransferError(
-                f"`validation` must be 0 or more photos, got {self.validation!r}"
-            )
 
     @property
     def style_side(self) -> int:
@@ -114,7 +129,7 @@ DEFAULT_ANY_STYLE_LOSS_WEIGHTS = (1.0, 10.0, 0.0)
 
 
 @dataclasses.dataclass(frozen=True)
-class AnyStyleConfig(LossSettings):
+class AnyStyleConfig(NetworkTrainingSettings):
     """Settings of an any-style (AdaIN) network's training (`tf-nst train --paintings`).
 
     The defaults are the AdaIN paper's GPU recipe: 256 px crops of images resized to 512, batch
@@ -133,11 +148,8 @@ class AnyStyleConfig(LossSettings):
             photo as the painting, and the decoder's output is asked to be that photo (squared
             pixel error, 0-255 scale, as SANet's identity loss). It is what makes `--strength 0`
             give the photo back; 0 turns the identity pairs off (the AdaIN paper's training).
-        validation: Photos held out of training.
         validation_paintings: Paintings held out of training; the validation pairs (held-out
             photo, held-out painting) drive keep-best.
-        validation_every: Steps between validations.
-        distribute: "auto", "none", "mirrored" or "multiworker".
     """
 
     PATH_DEFAULTS: ClassVar[Mapping[str, object]] = path_defaults(
@@ -164,24 +176,17 @@ class AnyStyleConfig(LossSettings):
         "weight of the identity loss on the 1 in 4 training pairs whose painting is the photo "
         "itself; it makes --strength 0 give the photo back (0: none, as in AdaIN)",
     )
-    validation: int = setting(8, "photos held out of training")
     validation_paintings: int = setting(
         8, "paintings held out of training; held-out photo x painting pairs pick the best network"
     )
-    validation_every: int = setting(100, "steps between validations")
-    distribute: str = distribute_setting()
 
     def __post_init__(self):
         super().__post_init__()
-        check_run_length(self)
-        for name in ("batch_size", "decoder_width", "validation_every"):
+        for name in ("batch_size", "decoder_width"):
             check_positive_int(name, getattr(self, name))
         check_non_negative_number("learning_rate_decay", self.learning_rate_decay)
         check_non_negative_number("identity_weight", self.identity_weight)
-        for name in ("validation", "validation_paintings"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise StyleTransferError(f"`{name}` must be 0 or more, got {value!r}")
+        check_held_out_count("validation_paintings", self.validation_paintings)
         if self.style_blend is not None:
             raise StyleTransferError(
                 "`style_blend` has no meaning for an any-style network: "
