@@ -54,6 +54,7 @@ def tf_nst_config(job: dict, optimizer: str, steps: int):
         optimizer=optimizer,
         scales=1,
         loss_normalization="tutorial",
+        init="content",  # the tutorial's start, so that both race from the same image
         precision=job["precision"],
         jit=job["jit"],
     )

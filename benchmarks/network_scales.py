@@ -12,6 +12,10 @@ three sizes on layers no network optimises (the painting resized to the output's
 each size), the photo's own style error, content error, palette distance and lightness. It
 printed the table "Per-style networks: style size" of benchmarks/README.md. `--pictures` saves
 the outputs, for looking at them.
+
+MODEL_DIR may also be the word `optimization`: then `tf-nst stylize`'s defaults (with the shared
+VGG16, seed 0) stylize the same photos with PAINTING at `--size`, the reference of issue 15's goal
+for networks (content error within 1.2 times the optimisation's on the same photos).
 """
 
 from __future__ import annotations
@@ -30,6 +34,25 @@ CONTENT_LAYERS = ("block4_conv2",)
 VALIDATION, BATCH_SIZE = 8, 4
 
 
+OPTIMIZATION = "optimization"
+
+
+def optimization_stylizer(painting: np.ndarray, size: int):
+    """A callable like a loaded network's, stylizing each photo by the optimisation's defaults."""
+    from tf_nst.config import StyleConfig
+    from tf_nst.optimize.optimization import Optimization
+
+    config = StyleConfig(size=size, backbone="vgg16", weights=str(WEIGHTS), seed=0)
+
+    def stylize(photos):
+        optimization = Optimization(photos[0], [painting], config)
+        for _ in optimization.steps():
+            pass
+        return optimization.final_image()[None]
+
+    return stylize
+
+
 def measure(model_dir: str, painting_path: str, count: int, size: int, pictures) -> dict:
     import measures
 
@@ -41,8 +64,12 @@ def measure(model_dir: str, painting_path: str, count: int, size: int, pictures)
 
     layers = tuple(dict.fromkeys(STYLE_LAYERS + CONTENT_LAYERS))
     extractor = build_feature_extractor(layers, "vgg16", str(WEIGHTS), "max", "fp32")
-    network = load_stylizer(model_dir)
     painting = load_image(painting_path)
+    network = (
+        optimization_stylizer(painting, size)
+        if model_dir == OPTIMIZATION
+        else load_stylizer(model_dir)
+    )
     rows = []
     for path in scan_photos(PHOTOS, VALIDATION, BATCH_SIZE).validation[:count]:
         photo = resize_to_long_side(load_image(path), size)

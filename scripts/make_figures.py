@@ -165,7 +165,7 @@ def main() -> int:
         row(panels, "colors")
     if wanted("init"):
         panels = []
-        for init in ("content", "noise", "style"):
+        for init in ("recolored", "content", "noise", "style"):
             result, *_ = run(village, [starry], small.replace(init=init))
             panels.append(labelled(result, f"--init {init}"))
         row(panels, "init")

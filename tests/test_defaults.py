@@ -4,7 +4,8 @@ Two real-weight checks of the default result at 128 px, 100 steps (the size and 
 tuning grid, benchmarks/quality.py), with the shared VGG16:
 
 * No leaking: a painting with a face must lend the photo its texture, not the face.
-* Contrast: a dark painting must darken a bright photo, not leave it pale.
+* Contrast, tone and palette: a dark painting must darken a bright photo, not leave it pale, and
+  lend it its colours.
 
 The measures are the grid's own (`benchmarks/quality.py`), on layers the defaults do not optimise.
 """
@@ -44,6 +45,7 @@ def _load_quality_module():
 
 
 quality = _load_quality_module()
+measures = quality.measures  # benchmarks/measures.py, which the grid imports
 
 
 def brushwork(height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -186,3 +188,13 @@ def test_a_dark_painting_darkens_a_bright_photo(golden_gate, shared_images, vgg1
     assert result[0] <= max(painting[0], original[0]) + 0.02, report
     assert (original[2] - result[2]) > (original[2] - painting[2]) / 5, report
     assert quality.range_ratio(output, shipwreck) > 0.8, report
+    # Issue 15: the middle tones and the palette follow the painting too. Measured here, the
+    # median Lab lightness (0-255) went from the photo's 131 to 135 with `--init content` (away
+    # from the painting's 91) and to 85 with the default `recolored`; the palette distance to the
+    # painting was 10.1 and is 2.0, against the photo's own 14.5.
+    palette = measures.palette_measures(output, photo, shipwreck)
+    report = f"{report}, palette {palette}"
+    photo_median, painting_median = palette["photo_lightness_50"], palette["painting_lightness_50"]
+    moved = (photo_median - palette["lightness_50"]) / (photo_median - painting_median)
+    assert moved > 0.5, report
+    assert palette["palette"] < 0.4 * palette["photo_palette"], report

@@ -12,7 +12,7 @@ import math
 from tf_nst.errors import StyleTransferError
 
 BACKBONES = ("vgg19", "vgg16")
-INITS = ("content", "recolored", "noise", "style")
+INITS = ("recolored", "content", "noise", "style")
 POOLINGS = ("max", "avg")
 OPTIMIZERS = ("adam", "lbfgs")
 PRESERVE_COLORS = ("none", "luminance", "histogram")

@@ -46,7 +46,7 @@ class StyleConfig(LossSettings):
         size: Longest side of the output in pixels.
         steps: Total optimisation steps, summed over all scales.
         learning_rate: Adam learning rate, in image units (the image lives in [0, 1]).
-        init: "content", "noise", "style" or a path to an image.
+        init: "recolored", "content", "noise", "style" or a path to an image.
         preserve_colors: "none", "luminance" or "histogram".
         style_scale: Size of the style images relative to the working size of each scale.
         optimizer: "adam" or "lbfgs".
@@ -75,9 +75,10 @@ class StyleConfig(LossSettings):
         0.02, "Adam's step size, in image units (the image lives in [0, 1])"
     )
     init: str = setting(
-        "content",
-        "starting image: content, recolored (the content in the style's colour mean and "
-        "covariance), noise, style or PATH to an image",
+        "recolored",
+        "starting image: recolored (the content in the style's colour mean and covariance, so "
+        "that the result takes the painting's palette and tone), content, noise, style or PATH "
+        "to an image",
     )
     preserve_colors: str = preserve_colors_setting("keep the content's colours (Gatys et al. 2016)")
     style_scale: float = setting(
