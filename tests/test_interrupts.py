@@ -265,7 +265,7 @@ def test_non_finite_loss_stops_and_saves_the_best_finite_image(stylize_arguments
     # a couple of steps later as the image moves.
     result = run_cli(
         *stylize_arguments, "--size", "32", "--steps", "8", "--style-weight", "1e38", "--quiet",
-        cwd=tmp_path,
+        "--init", "content", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
@@ -273,7 +273,7 @@ def test_non_finite_loss_stops_and_saves_the_best_finite_image(stylize_arguments
     assert line.startswith("tf-nst: stopped: non-finite loss or gradient at step ")
     assert "saved the best finite result" in line
     assert "lower --learning-rate or the loss weights" in line
-    # The saved image is the best finite one: from content init, still close to the content.
+    # The saved image is the best finite one: from the content, still close to it.
     output = np.asarray(Image.open(tmp_path / "out.png").convert("RGB"), np.float32)
     content = np.asarray(Image.open(pair[0]).convert("RGB").resize((32, 24)), np.float32)
     assert output.shape == content.shape

@@ -373,7 +373,7 @@ def test_style_scale_resizes_the_style_before_its_gram(tiny_extractor, random_im
     the Gram of the style resized to 16x16. It must differ from the term at style_scale 1.
     """
     content, style = random_images
-    config = _config()
+    config = _config(init="content")
     half = Optimization(content, [style], config.replace(style_scale=0.5), tiny_extractor)
     full = Optimization(content, [style], config, tiny_extractor)
     half_terms = next(half.steps()).terms
