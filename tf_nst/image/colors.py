@@ -10,7 +10,9 @@ offers two ways to keep the content image's colours:
   covariance equal the content's (`match_color_histogram`).
 
 `network_inputs` and `restore_colors` apply a `--preserve-colors` mode ("none", "luminance" or
-"histogram") before and after a run; the optimisation calls only those two.
+"histogram") before and after a run. The same affine map the other way round gives the default
+start of the optimisation, `--init recolored`: the content in the styles' colour statistics
+(`blended_color_statistics`, then `recolor`).
 
 Everything here is plain numpy on float images of shape HxWx3 (RGB in [0, 1]) or HxW (a luminance
 channel). Results are float32. Shape problems raise `StyleTransferError`.
