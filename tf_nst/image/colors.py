@@ -244,9 +244,9 @@ def match_color_histogram(
         StyleTransferError: If either input is not a finite HxWx3 array or `epsilon` is not
             positive.
     """
-    source_rgb = _as_color_image(source, "source")
+    _as_color_image(source, "source")  # a bad source is named before a bad target
     target_mean, target_covariance = color_statistics(target, "target")
-    return recolor(source_rgb, target_mean, target_covariance, epsilon)
+    return recolor(source, target_mean, target_covariance, epsilon)
 
 
 def color_statistics(image: np.ndarray, name: str = "image") -> tuple[np.ndarray, np.ndarray]:
