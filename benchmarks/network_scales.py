@@ -95,11 +95,11 @@ def main(arguments=None) -> int:
     parser.add_argument("--size", type=int, default=512, help="long side of the outputs")
     parser.add_argument("--pictures", help="folder to save the outputs in")
     options = parser.parse_args(arguments)
-    if options.pictures is not None:
-        pathlib.Path(options.pictures).mkdir(parents=True, exist_ok=True)
     if not (WEIGHTS.is_file() and PHOTOS.is_dir()):
         print(f"needs {WEIGHTS} and {PHOTOS} (set TF_NST_SHARED)", file=sys.stderr)
         return 2
+    if options.pictures is not None:
+        pathlib.Path(options.pictures).mkdir(parents=True, exist_ok=True)
     for pair in options.networks:
         model_dir, _, painting = pair.partition("=")
         if not painting:

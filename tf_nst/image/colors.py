@@ -244,9 +244,9 @@ def match_color_histogram(
         StyleTransferError: If either input is not a finite HxWx3 array or `epsilon` is not
             positive.
     """
-    _as_color_image(source, "source")  # a bad source is named before a bad target
+    source_rgb = _as_color_image(source, "source")  # a bad source is named before a bad target
     target_mean, target_covariance = color_statistics(target, "target")
-    return recolor(source, target_mean, target_covariance, epsilon)
+    return _recolor_checked(source_rgb, target_mean, target_covariance, epsilon)
 
 
 def color_statistics(image: np.ndarray, name: str = "image") -> tuple[np.ndarray, np.ndarray]:
@@ -299,7 +299,13 @@ def recolor(
     Returns:
         Float32 image shaped like `source`, clipped to [0, 1].
     """
-    source_rgb = _as_color_image(source, "source")
+    return _recolor_checked(_as_color_image(source, "source"), mean, covariance, epsilon)
+
+
+def _recolor_checked(
+    source_rgb: np.ndarray, mean: np.ndarray, covariance: np.ndarray, epsilon: float
+) -> np.ndarray:
+    """`recolor` of a source that `_as_color_image` has already checked and converted."""
     if not (np.isfinite(epsilon) and epsilon > 0):
         raise StyleTransferError(f"epsilon must be a positive number, got {epsilon!r}")
     source_mean, source_covariance = color_statistics(source_rgb)
