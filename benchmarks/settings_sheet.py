@@ -9,9 +9,9 @@ RESULTS is the `--results` folder of `benchmarks/quality.py`; each `--setting` i
 setting names, whose `results.jsonl` and images are read back (nothing is recomputed). The rows are
 the pairs every setting has (or `--pairs`, as CONTENT:STYLE names of the grid). Each row is named
 by its photo and painting, and under each picture are its median lightness and palette distance
-beside the painting's and the photo's (`measures.py`). The inputs are named, not shown: the photos
-and paintings stay in ../shared, so a sheet shows only tf_nst's results; ship one only when its
-paintings are in the public domain.
+beside the painting's and the photo's, and on portraits the eye leak beside the photo's
+(`measures.py`). The inputs are named, not shown: the photos and paintings stay in ../shared, so
+a sheet shows only tf_nst's results; ship one only when its paintings are in the public domain.
 """
 
 from __future__ import annotations
@@ -44,17 +44,20 @@ def short(name: str) -> str:
 
 
 def caption(row: dict) -> str:
-    return (
+    text = (
         f"median L {row['lightness_50']:.0f} (painting {row['painting_lightness_50']:.0f})\n"
         f"palette {row['palette']:.1f} (photo {row['photo_palette']:.1f})"
     )
+    if "eye_leak" in row:
+        text += f"\neye leak {row['eye_leak']:.2f} (photo {row['photo_eye_leak']:.2f})"
+    return text
 
 
 def sheet(rows_by_setting: dict[str, dict], pairs: list, path: pathlib.Path, cell: int) -> None:
     """Writes the sheet of `pairs` (rows) by settings (columns)."""
     width = round(cell * 4 / 3)
     settings = list(rows_by_setting)
-    row_height = cell + 2 * LABEL
+    row_height = cell + 3 * LABEL
     picture = Image.new(
         "RGB",
         (NAME_WIDTH + len(settings) * (width + GAP), LABEL + len(pairs) * (row_height + GAP)),

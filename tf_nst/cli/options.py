@@ -45,10 +45,8 @@ def add_fields(parser, config_class, names=None, defaults=None) -> None:
             options["type"] = int if kind == "int" else float
         if "choices" not in options and kind != "bool":
             options.setdefault("metavar", _metavar(name, kind))
-        help_text = field.metadata["help"]
-        if "default:" not in help_text:
-            shown = "off" if default is False else setting_text(default)
-            help_text += f" (default: {shown})"
+        help_text, shown = _help_and_default(config_class, field, default)
+        help_text += f" (default: {shown})"
         parser.add_argument(
             "--" + name.replace("_", "-"),
             dest=name,
@@ -56,6 +54,19 @@ def add_fields(parser, config_class, names=None, defaults=None) -> None:
             help=help_text.replace("%", "%%"),
             **options,
         )
+
+
+def _help_and_default(config_class, field, default) -> tuple[str, str]:
+    """A field's help without its "(default: ...)" and the default to show.
+
+    A default written into the help wins over the field's value, unless the class names one in
+    its `SHOWN_DEFAULTS` (a path whose default differs from the shared field's).
+    """
+    help_text, _, written = field.metadata["help"].partition(" (default: ")
+    shown = "off" if default is False else setting_text(default)
+    if written and field.name not in getattr(config_class, "SHOWN_DEFAULTS", {}):
+        shown = written.rstrip(")")
+    return help_text, str(shown)
 
 
 def _metavar(name: str, kind: str) -> str:
@@ -102,11 +113,7 @@ def markdown_options_table(config_class, defaults=None) -> str:
         if field.name in getattr(config_class, "UNUSED_FIELDS", ()):
             continue
         default = defaults.get(field.name, shown_default(config_class, field.name))
-        help_text = field.metadata["help"]
-        shown = "off" if default is False else setting_text(default)
-        if "default:" in help_text:
-            help_text, _, shown = help_text.partition(" (default: ")
-            shown = shown.rstrip(")")
+        help_text, shown = _help_and_default(config_class, field, default)
         flag = "--" + field.name.replace("_", "-")
         rows.append(f"| `{flag}` | {shown} | {help_text}. |")
     return "\n".join(rows)

@@ -52,6 +52,7 @@ from tf_nst.config.networks import (
 from tf_nst.config.optimization import (
     DEFAULT_CONTENT_LAYERS,
     DEFAULT_LOSS_WEIGHTS,
+    DEFAULT_STYLE_LAYER_WEIGHTS,
     DEFAULT_STYLE_LAYERS,
     StyleConfig,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "DEFAULT_ANY_STYLE_STYLE_LAYERS",
     "DEFAULT_CONTENT_LAYERS",
     "DEFAULT_LOSS_WEIGHTS",
+    "DEFAULT_STYLE_LAYER_WEIGHTS",
     "DEFAULT_STYLE_LAYERS",
     "DEFAULT_TRAIN_CONTENT_LAYERS",
     "DEFAULT_TRAIN_LOSS_WEIGHTS",
