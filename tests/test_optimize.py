@@ -369,8 +369,8 @@ def test_style_scale_resizes_the_style_before_its_gram(tiny_extractor, random_im
     """With style_scale 0.5 at long side 32 the 32x32 style is seen at round(32 * 0.5) = 16 px.
 
     The first step evaluates the content image (content init), so its style term for a layer is
-    style_weight * (1 / layer count) * sum((G - A)^2) / sum(A^2), with G the content's Gram and A
-    the Gram of the style resized to 16x16. It must differ from the term at style_scale 1.
+    style_weight * layer weight * sum((G - A)^2) / sum(A^2), with G the content's Gram and A the
+    Gram of the style resized to 16x16. It must differ from the term at style_scale 1.
     """
     content, style = random_images
     config = _config(init="content")
@@ -380,15 +380,16 @@ def test_style_scale_resizes_the_style_before_its_gram(tiny_extractor, random_im
     full_terms = next(full.steps()).terms
     content_features = tiny_extractor(content[None])
     style_features = tiny_extractor(decoding.resize(style, 16, 16)[None])
+    layer_weights = config.loss_weights().style_layers
     for name in config.style_layers:
         expected = (
             config.style_weight
+            * layer_weights[name]
             * losses.style_layer_loss(
                 losses.gram_matrix(content_features[name]),
                 losses.gram_matrix(style_features[name]),
                 "normalized",
             )
-            / len(config.style_layers)
         )
         assert half_terms[f"style/{name}"] == pytest.approx(float(expected[0]), rel=1e-4)
         assert half_terms[f"style/{name}"] != pytest.approx(full_terms[f"style/{name}"], rel=1e-3)
