@@ -165,7 +165,9 @@ def style_terms(
         error = style_layer_loss(
             gram_matrix(features[name]), style_gram_targets[name], weights.normalization
         )
-        terms[f"{prefix}/{name}"] = weights.style * share * layer_weight * error
+        # The weight last: a product of Python floats past float32's range would be cast with a
+        # warning, where a float32 tensor overflows to inf as the run's non-finite check expects.
+        terms[f"{prefix}/{name}"] = weights.style * (share * layer_weight * error)
     return terms
 
 
@@ -231,7 +233,7 @@ def any_style_loss(
         mean, deviation = style_statistics[name]
         error = statistics_style_loss(features[name], mean, deviation)
         # The layers' errors are summed in AdaIN; our layer weights average them: times count.
-        terms[f"style/{name}"] = weights.style * layer_weight * len(weights.style_layers) * error
+        terms[f"style/{name}"] = weights.style * (layer_weight * len(weights.style_layers) * error)
     (content_layer,) = weights.content_layers
     terms[f"content/{content_layer}"] = weights.content * feature_squared_error(
         features[content_layer], content_target
