@@ -14,6 +14,9 @@
   not there. One template per eye (boxes in `portraits.json`), so that a single reproduced eye
   shows, which a whole-face template misses.
 * **Content error** (`content_error`): tf_nst's normalised content error.
+* **Outline recall** (`outline_recall`): the share of the photo's outlines (its strongest edges
+  at 1/4 size) that the output still draws among its own strongest edges. A deep-feature content
+  error can fall while long strokes run across the scene's outlines; this sees the outlines.
 
 Colour and matching are numpy; only the functions that run a network import TensorFlow, so the
 benchmarks that import this module stay free of it until they measure.
@@ -45,6 +48,9 @@ PALETTE_SEED = 0
 # bare photo and from Matisse's strokes away from the face (benchmarks/README.md, "Measures").
 EYE_LAYER = "block4_conv3"
 PORTRAITS = pathlib.Path(__file__).resolve().with_name("portraits.json")
+# Outlines: edges at 1/4 of the size (a 512 px picture's at 128 px), the strongest 10% of cells.
+OUTLINE_SCALE = 4
+OUTLINE_FRACTION = 0.1
 
 # sRGB (IEC 61966-2-1) linear RGB to CIE XYZ; its rows sum to the D65 white point, which is
 # used as the reference white so that sRGB white maps to a = b = 0 exactly.
@@ -241,6 +247,66 @@ def style_at_sizes(
             features_of(extractor, small_photo), painting_features, layers
         )
     return row
+
+
+# --- outlines -------------------------------------------------------------------------------------
+
+
+def luminance(image: np.ndarray) -> np.ndarray:
+    """Rec. 601 luma of an `[H, W, 3]` image in [0, 1] (a greyscale image passes through)."""
+    image = np.asarray(image, np.float64)
+    if image.ndim == 2:
+        return image
+    return image[..., :3] @ np.array([0.299, 0.587, 0.114])
+
+
+def edge_strength(image: np.ndarray, scale: int = OUTLINE_SCALE) -> np.ndarray:
+    """Sobel gradient magnitude of the luminance, reduced by `scale` (means of S x S blocks).
+
+    Reducing first leaves the structures several brush strokes wide: a photo's outlines survive,
+    a fine texture averages out.
+    """
+    grey = luminance(image)
+    height, width = (grey.shape[0] // scale) * scale, (grey.shape[1] // scale) * scale
+    grey = grey[:height, :width].reshape(height // scale, scale, width // scale, scale)
+    grey = np.pad(grey.mean(axis=(1, 3)), 1, mode="edge")
+    horizontal = (grey[:-2, 2:] + 2 * grey[1:-1, 2:] + grey[2:, 2:]) - (
+        grey[:-2, :-2] + 2 * grey[1:-1, :-2] + grey[2:, :-2]
+    )
+    vertical = (grey[2:, :-2] + 2 * grey[2:, 1:-1] + grey[2:, 2:]) - (
+        grey[:-2, :-2] + 2 * grey[:-2, 1:-1] + grey[:-2, 2:]
+    )
+    return np.hypot(horizontal, vertical)
+
+
+def strongest(strength: np.ndarray, fraction: float) -> np.ndarray:
+    """The mask of the `fraction` of cells with the strongest edges (none on a flat image)."""
+    threshold = np.quantile(strength, 1 - fraction)
+    return (strength >= threshold) & (strength > 1e-9)
+
+
+def outline_recall(
+    output: np.ndarray,
+    photo: np.ndarray,
+    scale: int = OUTLINE_SCALE,
+    fraction: float = OUTLINE_FRACTION,
+) -> float:
+    """The share of the photo's outlines that the output draws, from 0 to 1.
+
+    The photo's outlines are its `fraction` strongest edge cells at 1/`scale` size
+    (`edge_strength`), taken at the output's size; a cell counts as drawn when it is also among
+    the output's own `fraction` strongest. The photo itself scores 1; an output whose strongest
+    edges fall anywhere at random scores about `fraction`; one whose strongest edges are strokes
+    across the scene scores between.
+    """
+    from tf_nst.image.decoding import resize
+
+    photo = resize(np.asarray(photo, np.float32), *output.shape[:2])
+    outlines = strongest(edge_strength(photo, scale), fraction)
+    if not outlines.any():
+        return 1.0
+    drawn = strongest(edge_strength(output, scale), fraction)
+    return float((outlines & drawn).sum() / outlines.sum())
 
 
 # --- per-eye leak -----------------------------------------------------------------------------

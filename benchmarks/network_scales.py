@@ -9,9 +9,9 @@ Each MODEL_DIR is a network saved by `tf-nst train`, PAINTING the style image it
 Every network is applied at `--size` to the first `--photos` of the photos the trainer holds out
 for validation (never trained on) and measured with `benchmarks/measures.py`: style error at the
 three sizes on layers no network optimises (the painting resized to the output's long side at
-each size), the photo's own style error, content error, palette distance and lightness. It
-printed the table "Per-style networks: style size" of benchmarks/README.md. `--pictures` saves
-the outputs, for looking at them.
+each size), the photo's own style error, content error, outline recall, palette distance and
+lightness. It printed the table "Per-style networks: style size" of benchmarks/README.md.
+`--pictures` saves the outputs, for looking at them.
 
 MODEL_DIR may also be the word `optimization`: then `tf-nst stylize`'s defaults (with the shared
 VGG16, seed 0) stylize the same photos with PAINTING at `--size`, the reference of issue 15's goal
@@ -80,6 +80,7 @@ def measure(model_dir: str, painting_path: str, count: int, size: int, pictures)
             measures.features_of(extractor, photo),
             CONTENT_LAYERS,
         )
+        row["outlines"] = measures.outline_recall(output, photo)
         row.update(measures.palette_measures(output, photo, painting))
         rows.append(row)
         if pictures is not None:

@@ -105,6 +105,7 @@ MEASURE_LAYERS = tuple(
 COLUMNS = (
     "style",
     "content",
+    "outlines",
     "style_held_out",
     "style_2",
     "style_4",
@@ -202,6 +203,7 @@ class Measurer:
         row = {
             "style": measures.style_error(out, sty, OWN_STYLE_LAYERS),
             "content": measures.content_error(out, con, (OWN_CONTENT_LAYER,)),
+            "outlines": measures.outline_recall(output, content),
             "style_held_out": sizes["style_1"],
             **sizes,
             "style_deep": measures.style_error(out, sty, DEEP_STYLE_LAYERS),

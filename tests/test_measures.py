@@ -6,6 +6,8 @@
 * Style at three sizes, on the tiny random VGG of conftest: relations that hold whatever its
   weights (identical images; the error at 1/2 size is the error of the halved images; a fine
   texture against a coarse painting fails at 1/4, where its dots vanish).
+* Outlines: a photo draws all its own outlines; a fine texture over it keeps them (averaged out
+  at 1/4 size); the same shapes moved away draw none; random strokes draw about the chance share.
 * Eye leak, on the tiny VGG: a patch of the painting pasted into an output is found, where it was
   pasted; the eye boxes of `benchmarks/portraits.json`, and on real weights the calibration of
   the README (an eye of Matisse's Woman with a Hat pasted into the Golden Gate).
@@ -223,6 +225,34 @@ def pasted(output: np.ndarray, painting: np.ndarray, columns=slice(8, 248)) -> n
         columns.start + SHIFT[1] : columns.stop + SHIFT[1],
     ] = painting[rows, columns]
     return result
+
+
+def squares_picture(offset: int = 0) -> np.ndarray:
+    """Two grey squares on black, 128 x 128, moved right by `offset` pixels."""
+    image = np.zeros((128, 128, 3), np.float32)
+    image[16:56, 16 + offset : 56 + offset] = 0.8
+    image[72:112, 60 + offset : 100 + offset] = 0.5
+    return image
+
+
+def test_a_photo_draws_all_its_outlines_and_a_fine_texture_keeps_them():
+    photo = squares_picture()
+    assert measures.outline_recall(photo, photo) == 1.0
+    # A 1 px checkerboard averages to a constant over the 4 x 4 blocks: no edge of its own.
+    rows, columns = np.mgrid[:128, :128]
+    texture = 0.1 * ((rows + columns) % 2)[..., None].astype(np.float32)
+    assert measures.outline_recall(np.clip(photo + texture, 0, 1), photo) == 1.0
+
+
+def test_outlines_moved_away_are_not_drawn_and_random_strokes_score_the_chance_share():
+    photo = squares_picture()
+    assert measures.outline_recall(squares_picture(offset=24), photo) < 0.35
+    generator = np.random.default_rng(0)
+    noise = generator.random((512, 512, 3)).astype(np.float32)
+    real = picture(512, 512, seed=3)
+    chance = measures.outline_recall(noise, real)
+    assert abs(chance - measures.OUTLINE_FRACTION) < 0.05, chance
+    assert measures.outline_recall(real, real) == 1.0
 
 
 def test_best_match_finds_a_window_cut_from_the_features():
