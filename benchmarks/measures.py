@@ -252,21 +252,13 @@ def style_at_sizes(
 # --- outlines -------------------------------------------------------------------------------------
 
 
-def luminance(image: np.ndarray) -> np.ndarray:
-    """Rec. 601 luma of an `[H, W, 3]` image in [0, 1] (a greyscale image passes through)."""
-    image = np.asarray(image, np.float64)
-    if image.ndim == 2:
-        return image
-    return image[..., :3] @ np.array([0.299, 0.587, 0.114])
-
-
 def edge_strength(image: np.ndarray, scale: int = OUTLINE_SCALE) -> np.ndarray:
-    """Sobel gradient magnitude of the luminance, reduced by `scale` (means of S x S blocks).
+    """Sobel gradient magnitude of the Lab lightness, reduced by `scale` (means of S x S blocks).
 
     Reducing first leaves the structures several brush strokes wide: a photo's outlines survive,
     a fine texture averages out.
     """
-    grey = luminance(image)
+    grey = lightness_255(image) / 255
     height, width = (grey.shape[0] // scale) * scale, (grey.shape[1] // scale) * scale
     grey = grey[:height, :width].reshape(height // scale, scale, width // scale, scale)
     grey = np.pad(grey.mean(axis=(1, 3)), 1, mode="edge")

@@ -119,8 +119,10 @@ class StyleConfig(LossSettings):
         for name, default in zip(LOSS_WEIGHT_FIELDS, defaults, strict=True):
             if getattr(self, name) is None:
                 object.__setattr__(self, name, default)
-        if self.style_layer_weights is None and self._takes_default_layer_weights(
-            self.style_layers, self.loss_normalization
+        if (
+            self.style_layer_weights is None
+            and tuple(self.style_layers or DEFAULT_STYLE_LAYERS) == DEFAULT_STYLE_LAYERS
+            and self.loss_normalization == "normalized"
         ):
             object.__setattr__(self, "style_layer_weights", DEFAULT_STYLE_LAYER_WEIGHTS)
         super().__post_init__()
@@ -132,13 +134,6 @@ class StyleConfig(LossSettings):
             )
         if self.scales is not None:
             check_positive_int("scales", self.scales)
-
-    @staticmethod
-    def _takes_default_layer_weights(style_layers, loss_normalization) -> bool:
-        return (
-            tuple(style_layers or DEFAULT_STYLE_LAYERS) == DEFAULT_STYLE_LAYERS
-            and loss_normalization == "normalized"
-        )
 
     def replace(self, **changes) -> StyleConfig:
         """Returns a copy with `changes` applied, validated again.
