@@ -53,7 +53,8 @@ class LossSettings:
         tv_weight: Weight of the total-variation term.
         content_layers: Backbone layers whose features the output must match.
         style_layers: Backbone layers whose Gram matrices the output must match.
-        style_layer_weights: One weight per style layer; equal when None.
+        style_layer_weights: One weight per style layer; equal when None. The optimisation
+            fills in its own default for its default layers (`StyleConfig`).
         style_blend: One weight per style image, normalised to sum to 1; equal when None.
         backbone: "vgg19" or "vgg16".
         weights: "imagenet" (downloaded once by Keras) or a path to a Keras weights file.
