@@ -26,8 +26,9 @@ DEFAULT_TRAIN_CONTENT_LAYERS = ("block3_conv2",)
 # with the CPU recipe: style weight 3 keeps the content error within 1.2x the optimisation's
 # while the style error falls well below a third of the photo's own; 4 and 10 lost the scene.
 DEFAULT_TRAIN_LOSS_WEIGHTS = (1.0, 3.0, 1.0)
-# The five layers the training defaults were measured with (README, "Fast style networks");
-# the optimisation dropped block5_conv1 later, and the network was not re-measured without it.
+# The five layers the training defaults were measured with (README, "Fast style networks").
+# The optimisation dropped block5_conv1; without it the network keeps more of the scene but
+# loses the painting's coarse structure (benchmarks/README.md), so the network keeps it.
 DEFAULT_TRAIN_STYLE_LAYERS = (*DEFAULT_STYLE_LAYERS, "block5_conv1")
 
 
