@@ -275,6 +275,29 @@ def test_two_pixels_thin_is_enough_for_block1_layers():
 # --- stopping ------------------------------------------------------------------------------------
 
 
+def test_a_run_that_runs_out_of_time_says_so_whenever_the_clock_ticks(
+    tiny_extractor, random_images, monkeypatch
+):
+    """A clock advancing 0.01 s a reading, against limits at every phase of a step's readings."""
+    from tf_nst.optimize import optimization as optimization_module
+
+    class TickingClock:
+        now = 0.0
+
+        def perf_counter(self):
+            self.now += 0.01
+            return self.now
+
+    content, style = random_images
+    for time_limit in (0.5, 0.51, 0.52, 0.53, 0.54):
+        monkeypatch.setattr(optimization_module, "time", TickingClock())
+        optimization, results = _run(
+            content, [style], tiny_extractor, steps=1000, time_limit=time_limit
+        )
+        assert optimization.stop_reason == "time limit", time_limit
+        assert 1 <= len(results) < 1000
+
+
 def test_time_limit_stops_early_with_a_final_image(tiny_extractor, random_images):
     content, style = random_images
     optimization, results = _run(content, [style], tiny_extractor, steps=100_000, time_limit=1.0)

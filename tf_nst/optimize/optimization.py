@@ -330,7 +330,10 @@ class Optimization:
             if deadline is not None:
                 remaining_cost = sum(costs[index:])
                 share = costs[index] / remaining_cost if remaining_cost else 1.0
-                scale_deadline = time.perf_counter() + (deadline - time.perf_counter()) * share
+                # One reading of the clock: two made the last scale's deadline fall before the
+                # run's, so a run could stop there without saying it ran out of time.
+                now = time.perf_counter()
+                scale_deadline = now + (deadline - now) * share
             iterate = self._lbfgs_scale if self.config.optimizer == "lbfgs" else self._adam_scale
             for loss, terms, image, seconds in iterate(self.scales[index].steps - done_in_scale):
                 self.step += 1
@@ -361,7 +364,8 @@ class Optimization:
                 if deadline is not None and now >= deadline:
                     self.stop_reason = "time limit"
                     return
-                if scale_deadline is not None and now >= scale_deadline:
+                last_scale = index + 1 == len(self.scales)
+                if scale_deadline is not None and now >= scale_deadline and not last_scale:
                     break
             self._restored_step_in_scale = 0
 
