@@ -326,12 +326,11 @@ class Optimization:
                 done_in_scale = 0
             else:
                 done_in_scale = self._restored_step_in_scale
+            # The last scale runs to the run's own deadline, so running out there says so.
             scale_deadline = None
-            if deadline is not None:
+            if deadline is not None and index + 1 < len(self.scales):
                 remaining_cost = sum(costs[index:])
                 share = costs[index] / remaining_cost if remaining_cost else 1.0
-                # One reading of the clock: two made the last scale's deadline fall before the
-                # run's, so a run could stop there without saying it ran out of time.
                 now = time.perf_counter()
                 scale_deadline = now + (deadline - now) * share
             iterate = self._lbfgs_scale if self.config.optimizer == "lbfgs" else self._adam_scale
@@ -364,8 +363,7 @@ class Optimization:
                 if deadline is not None and now >= deadline:
                     self.stop_reason = "time limit"
                     return
-                last_scale = index + 1 == len(self.scales)
-                if scale_deadline is not None and now >= scale_deadline and not last_scale:
+                if scale_deadline is not None and now >= scale_deadline:
                     break
             self._restored_step_in_scale = 0
 
