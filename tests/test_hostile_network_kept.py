@@ -95,7 +95,7 @@ class QuickTrainer:
         self.best_loss = float(self._best_loss.numpy())
 
     def steps(self):
-        from tf_nst.networks.training import TrainStepResult
+        from tf_nst.networks.keep_best import TrainStepResult
 
         while self.step < self.config.steps:
             self.step += 1

@@ -22,7 +22,8 @@ from tf_nst.features.extractor import build_feature_extractor
 from tf_nst.features.targets import style_gram_targets
 from tf_nst.losses import gram_matrix, style_layer_loss
 from tf_nst.networks.distribute import is_chief, make_strategy, output_path
-from tf_nst.networks.training import NetworkTrainer, TrainStepResult, make_losses
+from tf_nst.networks.keep_best import TrainStepResult
+from tf_nst.networks.training import NetworkTrainer, make_losses
 
 CONFIG = TrainConfig(
     size=16,
@@ -172,6 +173,33 @@ def test_restore_of_another_width_is_a_one_line_error(story, photos, extractor, 
     with pytest.raises(StyleTransferError, match="does not fit this run") as raised:
         other.restore(story["checkpoint"])
     assert "\n" not in str(raised.value)
+    assert "--width" in str(raised.value)
+
+
+@pytest.mark.slow
+def test_a_run_that_runs_out_of_time_stops_on_a_validated_step(
+    photos, extractor, style, monkeypatch
+):
+    """Whenever the clock passes the limit within a step, the run ends validated and says why."""
+    from tf_nst.networks import keep_best
+
+    class TickingClock:
+        def __init__(self, tick):
+            self.now, self.tick = 0.0, tick
+
+        def perf_counter(self):
+            self.now += self.tick
+            return self.now
+
+    config = CONFIG.replace(steps=1000, validation_every=1000, time_limit=0.3)
+    trainer = NetworkTrainer(photos, [style.astype(np.float32)], config, extractor=extractor)
+    for tick in (0.01, 0.011, 0.013, 0.017, 0.019):
+        monkeypatch.setattr(keep_best, "time", TickingClock(tick))
+        results = list(trainer.steps())
+        assert trainer.stop_reason == "time limit", tick
+        assert 1 <= len(results) < 100, tick
+        assert results[-1].validation_loss is not None, tick
+        assert all(result.validation_loss is None for result in results[:-1]), tick
 
 
 def test_a_single_machine_is_the_chief_and_writes_in_place(tmp_path):

@@ -33,7 +33,7 @@ _PUBLIC = {
     "OptimizationJob": "tf_nst.optimize.job",
     # Style networks.
     "NetworkTrainer": "tf_nst.networks.training",
-    "TrainStepResult": "tf_nst.networks.training",
+    "TrainStepResult": "tf_nst.networks.keep_best",
     "TrainJob": "tf_nst.networks.job",
     "build_transform_network": "tf_nst.networks.transform",
     "export_stylizer": "tf_nst.networks.export",

@@ -16,11 +16,8 @@ those of the mean over the global batch, whatever the number of replicas.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import math
 import os
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -33,45 +30,11 @@ from tf_nst.features.targets import style_gram_targets
 from tf_nst.losses import LossWeights, style_terms, total_loss
 from tf_nst.networks import data
 from tf_nst.networks.distribute import make_strategy, replica_count
+from tf_nst.networks.keep_best import KeepBestTrainer
 from tf_nst.networks.memory import check_train_sizes
 from tf_nst.precision import resolve_precision
 from tf_nst.run.console import call_on_signal
 from tf_nst.sizes import minimum_working_side
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainStepResult:
-    """What one training step produced.
-
-    Attributes:
-        step: Steps done so far (1-based), counting those before a resume.
-        total_steps: Steps planned.
-        loss: Total loss of this step's global batch.
-        terms: Named loss terms of this batch ("style/LAYER", "content/LAYER", "tv"), summing to
-            `loss`.
-        validation_loss: Mean total loss over the validation photos after this step, on
-            validation steps; None otherwise.
-        best_loss: Lowest validation loss so far (inf before the first validation).
-        validation_images: The validation photos stylized after this step, float32
-            `[photos, size, size, 3]` in [0, 1], on validation steps; None otherwise.
-        images_per_second: Training photos per second of this step (global batch / step time).
-        learning_rate: Adam's learning rate at this step.
-        elapsed_seconds: Wall time since `steps()` started.
-        progress: Fraction of the planned steps done.
-    """
-
-    step: int
-    total_steps: int
-    loss: float
-    terms: Mapping[str, float]
-    validation_loss: float | None
-    best_loss: float
-    validation_images: np.ndarray | None
-    images_per_second: float
-    learning_rate: float
-    elapsed_seconds: float
-    progress: float
-
 
 # --- the losses and the compiled step ----------------------------------------------------------
 
@@ -210,7 +173,7 @@ def content_submodel(extractor: keras.Model, layers: Sequence[str]) -> keras.Mod
 # --- the trainer -------------------------------------------------------------------------------
 
 
-class NetworkTrainer:
+class NetworkTrainer(KeepBestTrainer):
     """Trains one fast style network; `steps()` runs it step by step.
 
     Example:
@@ -231,6 +194,9 @@ class NetworkTrainer:
         best_loss: Lowest validation loss so far.
         stop_reason: Why `steps()` ended early ("time limit", a non-finite loss), else None.
     """
+
+    RESUME_HINT = "resume with the same --width, --precision and loss layers"
+    STEPS_NAME = "--steps"
 
     def __init__(
         self,
@@ -290,18 +256,13 @@ class NetworkTrainer:
                     config.pooling,
                     self.precision,
                 )
-            self.model = self._build_network()
+            self.model = self.build_network()
             optimizer = keras.optimizers.Adam(learning_rate=config.learning_rate)
             if self.precision == "fp16":
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             self.optimizer = optimizer
             self.optimizer.build(self.model.trainable_variables)
-            # Created in the scope, so multi-worker training broadcasts the chief's value: every
-            # worker then streams the same photos, even when each drew its own seed.
-            self._seed_variable = tf.Variable(
-                self.seed, dtype=tf.int64, trainable=False, name="seed"
-            )
-        self.seed = int(self._seed_variable.numpy())
+            self.make_seed_variable(self.seed)
         side = minimum_input_side(layers)
         produced = extractor(tf.zeros([1, side, side, 3]), training=False)
         missing = [name for name in layers if name not in produced]
@@ -325,19 +286,7 @@ class NetworkTrainer:
         self.validation_photos = tf.constant(
             data.validation_images(self.photos.validation, config.size)
         )
-        self.step = 0
-        self.best_loss = math.inf
-        self.stop_reason: str | None = None
-        # Checkpointed state, kept current after every step so a checkpoint can be written at
-        # any time. The best weights live outside the strategy: every task keeps its own copy.
-        self._step_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self._best_loss_variable = tf.Variable(
-            math.inf, dtype=tf.float64, trainable=False, name="best_loss"
-        )
-        self._best_weights = [
-            tf.Variable(weight, trainable=False, name=f"best_{index}")
-            for index, weight in enumerate(self.model.get_weights())
-        ]
+        self.start_state()
         self._train_step = make_train_step(
             self.model,
             self.extractor,
@@ -363,7 +312,8 @@ class NetworkTrainer:
         """Photo files that could not be decoded and were left out."""
         return len(self.photos.skipped)
 
-    def _build_network(self) -> keras.Model:
+    def build_network(self) -> keras.Model:
+        """A new, untrained transform network of the configured width and precision."""
         from tf_nst.networks.transform import build_transform_network
 
         return build_transform_network(self.config.width, self.precision)
@@ -376,81 +326,21 @@ class NetworkTrainer:
         """The long side of the style images in the loss, in pixels."""
         return self.config.style_side
 
-    # --- checkpoint and resume -------------------------------------------------------------
+    # --- the loop's hooks (the loop is `KeepBestTrainer.steps`) ------------------------------
 
-    def checkpoint(self) -> tf.train.Checkpoint:
-        """Returns a `tf.train.Checkpoint` of everything an exact resume needs.
-
-        It holds the network, the Adam state (moments and iteration count), the step, the best
-        validation loss and the best weights, and the data seed. The data stream needs no state
-        of its own: it is a pure function of (seed, step), so `steps()` after `restore()`
-        continues it where it stopped. The object stays current as training runs: write it (or
-        give it to a `tf.train.CheckpointManager`) at any step. In multi-worker training every
-        worker must write it (see `output_path`).
-        """
-        return tf.train.Checkpoint(
-            model=self.model,
-            optimizer=self.optimizer,
-            step=self._step_variable,
-            best_loss=self._best_loss_variable,
-            best_weights=self._best_weights,
-            seed=self._seed_variable,
-        )
-
-    def restore(self, path: str | os.PathLike) -> None:
-        """Restores the state written from `checkpoint()`, so that `steps()` continues exactly.
-
-        Raises:
-            StyleTransferError: If the checkpoint cannot be read or belongs to other settings.
-        """
-        label = os.fspath(path)
-        try:
-            state = self.checkpoint()
-            # read(), not restore(): it also accepts `Checkpoint.write()` files, which have no
-            # save_counter; expect_partial() silences the unused save_counter of `save()` files.
-            state.read(label).assert_existing_objects_matched().expect_partial()
-        except (ValueError, AssertionError, tf.errors.OpError) as error:
-            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-            raise StyleTransferError(
-                f"checkpoint {label} does not fit this run ({first_line}): resume with the same "
-                "--width, --precision and loss layers"
-            ) from None
-        self.step = int(self._step_variable.numpy())
-        self.best_loss = float(self._best_loss_variable.numpy())
-        self.seed = int(self._seed_variable.numpy())
-        if self.step > self.config.steps:
-            raise StyleTransferError(
-                f"checkpoint {label} is at step {self.step}, past --steps {self.config.steps}: "
-                "raise --steps to continue"
-            )
-
-    # --- the loop ----------------------------------------------------------------------------
-
-    def steps(self) -> Iterator[TrainStepResult]:
-        """Trains, yielding one `TrainStepResult` per step.
-
-        The validation photos are evaluated every `config.validation_every` steps and at the last
-        step (also when the time limit ends the run); a lower validation loss replaces the best
-        weights. The loop ends when all steps are done, when `config.time_limit` runs out
-        (`stop_reason` says "time limit"), or at a non-finite loss (`stop_reason` says so; the
-        best weights are those of the last finite validation). Breaking out of the loop is safe
-        at any step.
+    def open_batches(self, stack: contextlib.ExitStack):
+        """The training batches from (seed, step) on, as a callable returning the next one.
 
         It never waits for a batch forever: a signal (with a Python handler, as under
         `tf_nst.run.SignalHandler`) reaches the main thread even while it waits inside the
-        `tf.data` pipeline, and ends the loop there, with no step taken for the pending batch
+        `tf.data` pipeline, and ends the stream there, with no step taken for the pending batch
         (the handler decides the rest: SignalHandler's first signal saves and stops, SIGINT's
         default raises KeyboardInterrupt); and a pipeline in which every photo fails
-        (`PhotoLoader`) raises.
-
-        Raises:
-            StyleTransferError: If no training photo can be loaded any more (the photos were
-                emptied, deleted or moved during training); the state is that of the last step.
+        (`PhotoLoader`) raises `StyleTransferError` from the callable: no training photo can be
+        loaded any more (the photos were emptied, deleted or moved during training), and the
+        state is that of the last step.
         """
         config = self.config
-        self.stop_reason = None
-        started = time.perf_counter()
-        deadline = None if config.time_limit is None else started + config.time_limit
         loader = data.PhotoLoader(len(self.photos.training), config.size, self._minimum_photo_side)
         dataset = data.training_dataset(
             self.photos.training,
@@ -460,68 +350,22 @@ class NetworkTrainer:
             start_step=self.step,
             loader=loader,
         )
-        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
-        # Open for as long as the generator lives, so a signal reaches it during any wait.
-        signals = contextlib.ExitStack()
-        signals.enter_context(call_on_signal(loader.stop))
-        try:
-            while self.step < config.steps:
-                step_started = time.perf_counter()
-                batch = self._next_batch(iterator, loader)
-                if batch is None:
-                    return
-                loss, terms = self._train_step(
-                    batch, self.style_gram_targets, self.coarse_gram_targets
-                )
-                loss = float(loss)
-                seconds = time.perf_counter() - step_started
-                self.step += 1
-                self._step_variable.assign(self.step)
-                finite = math.isfinite(loss)
-                if not finite:
-                    self.stop_reason = f"non-finite loss at step {self.step}"
-                out_of_time = deadline is not None and time.perf_counter() >= deadline
-                validation_loss = stylized = None
-                if (
-                    finite
-                    and len(self.photos.validation)
-                    and (
-                        self.step % config.validation_every == 0
-                        or self.step == config.steps
-                        or out_of_time
-                    )
-                ):
-                    validation_loss, stylized = self.validate()
-                    if validation_loss < self.best_loss:
-                        self.best_loss = validation_loss
-                        self._best_loss_variable.assign(validation_loss)
-                        for best, weight in zip(
-                            self._best_weights, self.model.weights, strict=True
-                        ):
-                            best.assign(weight)
-                yield TrainStepResult(
-                    step=self.step,
-                    total_steps=config.steps,
-                    loss=loss,
-                    terms={name: float(value) for name, value in terms.items()},
-                    validation_loss=validation_loss,
-                    best_loss=self.best_loss,
-                    validation_images=stylized,
-                    images_per_second=self.global_batch_size / seconds,
-                    learning_rate=float(keras.ops.convert_to_numpy(self._learning_rate())),
-                    elapsed_seconds=time.perf_counter() - started,
-                    progress=self.step / config.steps,
-                )
-                if self.stop_reason:
-                    return
-                if deadline is not None and time.perf_counter() >= deadline:
-                    self.stop_reason = "time limit"
-                    return
-        finally:
-            signals.close()
-            # Drops the pipeline's threads now: a tf.data iterator over numpy_function left to
-            # interpreter shutdown can hang the exit.
-            del iterator
+        iterators = [iter(self.strategy.experimental_distribute_dataset(dataset))]
+        # Drops the pipeline's threads when the loop ends: a tf.data iterator over
+        # numpy_function left to interpreter shutdown can hang the exit.
+        stack.callback(iterators.clear)
+        # Open for as long as the loop lives, so a signal reaches it during any wait.
+        stack.enter_context(call_on_signal(loader.stop))
+        return lambda: self._next_batch(iterators[0], loader)
+
+    def train_on(self, batch):
+        """One compiled step on a distributed batch of photos: (loss, named terms)."""
+        return self._train_step(batch, self.style_gram_targets, self.coarse_gram_targets)
+
+    @property
+    def validation_count(self) -> int:
+        """The held-out validation photos."""
+        return len(self.photos.validation)
 
     def _next_batch(self, iterator, loader):
         """The next batch, or None if a signal stopped the pipeline (the caller's handler has it).
@@ -540,10 +384,6 @@ class NetworkTrainer:
             if loader.stopped:
                 return None
             raise
-
-    def _learning_rate(self):
-        optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
-        return optimizer.learning_rate
 
     def validate(self) -> tuple[float, np.ndarray]:
         """Returns the mean total loss over the validation photos and their stylized versions.
@@ -564,15 +404,3 @@ class NetworkTrainer:
             losses.append(chunk_losses.numpy())
             outputs.append(chunk_outputs.numpy())
         return float(np.mean(np.concatenate(losses))), np.concatenate(outputs)
-
-    def best_model(self) -> keras.Model:
-        """Returns a new network with the best weights: lowest validation loss so far.
-
-        Without validation photos, or before the first validation, that is the current network.
-        """
-        model = self._build_network()
-        if math.isfinite(self.best_loss):
-            model.set_weights([weight.numpy() for weight in self._best_weights])
-        else:
-            model.set_weights(self.model.get_weights())
-        return model

@@ -11,10 +11,8 @@ continues exactly.
 
 from __future__ import annotations
 
-import math
 import os
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -34,7 +32,7 @@ from tf_nst.networks.any_style.adain import (
     clip_images,
 )
 from tf_nst.networks.distribute import make_strategy, replica_count
-from tf_nst.networks.training import TrainStepResult
+from tf_nst.networks.keep_best import KeepBestTrainer
 from tf_nst.precision import resolve_precision
 
 SIZE_MULTIPLE = 8
@@ -118,7 +116,7 @@ def make_train_step(
     return train_step
 
 
-class AnyStyleTrainer:
+class AnyStyleTrainer(KeepBestTrainer):
     """Trains one any-style network (its decoder); `steps()` runs it step by step.
 
     Example:
@@ -141,6 +139,8 @@ class AnyStyleTrainer:
         best_loss: Lowest validation loss so far.
         stop_reason: Why `steps()` ended early, else None.
     """
+
+    RESUME_HINT = "resume with the same `decoder_width`, `backbone` and `precision`"
 
     def __init__(
         self,
@@ -195,7 +195,7 @@ class AnyStyleTrainer:
             self._channels = int(
                 encoder(tf.zeros([1, minimum, minimum, 3]), training=False)[ENCODER_LAYER].shape[-1]
             )
-            self.model = self._build_network()
+            self.model = self.build_network()
             schedule = keras.optimizers.schedules.InverseTimeDecay(
                 config.learning_rate, decay_steps=1, decay_rate=config.learning_rate_decay
             )
@@ -204,10 +204,7 @@ class AnyStyleTrainer:
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
             self.optimizer = optimizer
             self.optimizer.build(self.model.trainable_variables)
-            self._seed_variable = tf.Variable(
-                self.seed, dtype=tf.int64, trainable=False, name="seed"
-            )
-        self.seed = int(self._seed_variable.numpy())
+            self.make_seed_variable(self.seed)
         produced = encoder(tf.zeros([1, minimum, minimum, 3]), training=False)
         missing = [name for name in layers if name not in produced]
         if missing:
@@ -221,17 +218,7 @@ class AnyStyleTrainer:
             self.paintings.validation, config.size
         )
         self.validation_pairs = validation_pairs(photos_held_out, paintings_held_out)
-        self.step = 0
-        self.best_loss = math.inf
-        self.stop_reason: str | None = None
-        self._step_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self._best_loss_variable = tf.Variable(
-            math.inf, dtype=tf.float64, trainable=False, name="best_loss"
-        )
-        self._best_weights = [
-            tf.Variable(weight, trainable=False, name=f"best_{index}")
-            for index, weight in enumerate(self.model.get_weights())
-        ]
+        self.start_state()
         self._train_step = make_train_step(
             self.encoder, self.model, self.optimizer, self.weights, config.identity_weight,
             self.strategy, self.global_batch_size, config.jit,
@@ -252,53 +239,11 @@ class AnyStyleTrainer:
         """Photo and painting files that could not be decoded and were left out."""
         return len(self.photos.skipped) + len(self.paintings.skipped)
 
-    def _build_network(self) -> keras.Model:
+    def build_network(self) -> keras.Model:
+        """A new, untrained decoder of the configured width, backbone and precision."""
         return build_decoder(
             self.config.decoder_width, self.config.backbone, self.precision, self._channels
         )
-
-    # --- checkpoint and resume -------------------------------------------------------------
-
-    def checkpoint(self) -> tf.train.Checkpoint:
-        """A `tf.train.Checkpoint` of everything an exact resume needs (as `NetworkTrainer`'s).
-
-        The decoder, the Adam state, the step, the best validation loss and weights, the seed;
-        the encoder is fixed and the data streams are functions of (seed, step).
-        """
-        return tf.train.Checkpoint(
-            model=self.model,
-            optimizer=self.optimizer,
-            step=self._step_variable,
-            best_loss=self._best_loss_variable,
-            best_weights=self._best_weights,
-            seed=self._seed_variable,
-        )
-
-    def restore(self, path: str | os.PathLike) -> None:
-        """Restores the state written from `checkpoint()`, so that `steps()` continues exactly.
-
-        Raises:
-            StyleTransferError: If the checkpoint cannot be read or belongs to other settings.
-        """
-        label = os.fspath(path)
-        try:
-            self.checkpoint().read(label).assert_existing_objects_matched().expect_partial()
-        except (ValueError, AssertionError, tf.errors.OpError) as error:
-            first_line = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-            raise StyleTransferError(
-                f"checkpoint {label} does not fit this run ({first_line}): resume with the same "
-                "`decoder_width`, `backbone` and `precision`"
-            ) from None
-        self.step = int(self._step_variable.numpy())
-        self.best_loss = float(self._best_loss_variable.numpy())
-        self.seed = int(self._seed_variable.numpy())
-        if self.step > self.config.steps:
-            raise StyleTransferError(
-                f"checkpoint {label} is at step {self.step}, past `steps` {self.config.steps}: "
-                "raise `steps` to continue"
-            )
-
-    # --- the loop ----------------------------------------------------------------------------
 
     def dataset(self) -> tf.data.Dataset:
         """The (photos, paintings) batches from the current step on."""
@@ -322,72 +267,22 @@ class AnyStyleTrainer:
             IDENTITY_EVERY if config.identity_weight else 0,
         )
 
-    def steps(self) -> Iterator[TrainStepResult]:
-        """Trains, yielding one `TrainStepResult` per step (see `NetworkTrainer.steps`).
+    # --- the loop's hooks (the loop is `KeepBestTrainer.steps`) ------------------------------
 
-        The validation pairs are evaluated every `config.validation_every` steps, at the last
-        step and when the time limit ends the run; a lower validation loss replaces the best
-        weights.
-        """
-        config = self.config
-        self.stop_reason = None
-        started = time.perf_counter()
-        deadline = None if config.time_limit is None else started + config.time_limit
-        iterator = iter(self.strategy.experimental_distribute_dataset(self.dataset()))
-        try:
-            while self.step < config.steps:
-                step_started = time.perf_counter()
-                loss, terms = self._train_step(next(iterator))
-                loss = float(loss)
-                seconds = time.perf_counter() - step_started
-                self.step += 1
-                self._step_variable.assign(self.step)
-                finite = math.isfinite(loss)
-                if not finite:
-                    self.stop_reason = f"non-finite loss at step {self.step}"
-                out_of_time = deadline is not None and time.perf_counter() >= deadline
-                validation_loss = stylized = None
-                if (
-                    finite
-                    and self.validation_pairs[0].shape[0]
-                    and (
-                        self.step % config.validation_every == 0
-                        or self.step == config.steps
-                        or out_of_time
-                    )
-                ):
-                    validation_loss, stylized = self.validate()
-                    if validation_loss < self.best_loss:
-                        self.best_loss = validation_loss
-                        self._best_loss_variable.assign(validation_loss)
-                        for best, weight in zip(
-                            self._best_weights, self.model.weights, strict=True
-                        ):
-                            best.assign(weight)
-                yield TrainStepResult(
-                    step=self.step,
-                    total_steps=config.steps,
-                    loss=loss,
-                    terms={name: float(value) for name, value in terms.items()},
-                    validation_loss=validation_loss,
-                    best_loss=self.best_loss,
-                    validation_images=stylized,
-                    images_per_second=self.global_batch_size / seconds,
-                    learning_rate=float(keras.ops.convert_to_numpy(self._learning_rate())),
-                    elapsed_seconds=time.perf_counter() - started,
-                    progress=self.step / config.steps,
-                )
-                if self.stop_reason:
-                    return
-                if deadline is not None and time.perf_counter() >= deadline:
-                    self.stop_reason = "time limit"
-                    return
-        finally:
-            del iterator
+    def open_batches(self, stack):
+        """The training batches from (seed, step) on, as a callable returning the next one."""
+        iterators = [iter(self.strategy.experimental_distribute_dataset(self.dataset()))]
+        stack.callback(iterators.clear)
+        return lambda: next(iterators[0])
 
-    def _learning_rate(self):
-        optimizer = getattr(self.optimizer, "inner_optimizer", self.optimizer)
-        return optimizer.learning_rate
+    def train_on(self, batch):
+        """One compiled step on a distributed batch of pairs: (loss, named terms)."""
+        return self._train_step(batch)
+
+    @property
+    def validation_count(self) -> int:
+        """The validation pairs (held-out photo, held-out painting)."""
+        return int(self.validation_pairs[0].shape[0])
 
     def validate(self) -> tuple[float, np.ndarray]:
         """The mean loss over the validation pairs and their stylized photos.
@@ -407,15 +302,6 @@ class AnyStyleTrainer:
             losses.append(chunk_losses.numpy())
             outputs.append(chunk_outputs.numpy())
         return float(np.mean(np.concatenate(losses))), np.concatenate(outputs)
-
-    def best_model(self) -> keras.Model:
-        """A new decoder with the best weights (the current ones before any validation)."""
-        model = self._build_network()
-        if math.isfinite(self.best_loss):
-            model.set_weights([weight.numpy() for weight in self._best_weights])
-        else:
-            model.set_weights(self.model.get_weights())
-        return model
 
 
 def validation_pairs(photos: np.ndarray, paintings: np.ndarray) -> tuple[tf.Tensor, tf.Tensor]:
