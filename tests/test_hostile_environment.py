@@ -264,7 +264,7 @@ def test_train_refuses_what_cannot_fit_before_tensorflow(
     assert not (tmp_path / "model").exists() and not (tmp_path / "logs").exists()
 
 
-def test_the_training_estimate_counts_width_batch_size_and_style_size():
+def test_the_training_estimate_counts_width_batch_size_style_size_and_coarse_pass():
     config = TrainConfig(size=256, batch_size=4, width=32, validation=2, precision="fp32")
     style = decoding.ImageInfo(600, 800, "RGB", 100_000)
     base = estimate_train_bytes(config, [style])
@@ -287,6 +287,11 @@ def test_the_training_estimate_counts_width_batch_size_and_style_size():
     )
     scaled = estimate_train_bytes(config.replace(style_size=4096), [style])
     assert scaled.style_bytes > 10 * base.style_bytes
+    # The coarse style loss's pass of the output at half size: a quarter of the pixels, through
+    # the style layers only, so less than a quarter of the step more.
+    coarse = estimate_train_bytes(config.replace(coarse_style_weight=1.0), [style])
+    assert coarse.peak_bytes > base.peak_bytes
+    assert 0.02 < (coarse.step_bytes - base.step_bytes) / base.step_bytes < 0.25
     # Refusals name what takes the memory.
     with pytest.raises(StyleTransferError, match=r"^`style_size` 4096 needs about"):
         check_train_fits(config.replace(style_size=4096), [style], available=scaled.step_bytes)

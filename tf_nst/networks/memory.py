@@ -294,7 +294,8 @@ def estimate_train_bytes(
       size; one training step on `batch_size` crops of `size` x `size` (the backbone's forward
       and backward pass through the deepest layer with the crops' content features, and the
       transform network's activations at its `width`, with `jit` scaling the activations as for
-      the optimisation) beside the input pipeline's prefetched batches.
+      the optimisation; with `coarse_style_weight`, the backbone's pass of the output at half
+      size as well) beside the input pipeline's prefetched batches.
 
     Args:
         config: The `TrainConfig`.
@@ -308,6 +309,11 @@ def estimate_train_bytes(
     size, batch = config.size, config.batch_size
     layers = tuple(dict.fromkeys(tuple(config.content_layers) + tuple(config.style_layers)))
     backbone, backbone_weights = backbone_elements(size, size, config.backbone, layers)
+    if config.coarse_style_weight:
+        # The coarse style loss sends the output, reduced to half its size, through the style
+        # layers as well, forward and backward.
+        half = max(1, size // 2)
+        backbone += backbone_elements(half, half, config.backbone, config.style_layers)[0]
     transform = channel_pixels(size, size, config.width)
     activations = (
         TRAIN_BACKBONE_COPIES * backbone * element_bytes
