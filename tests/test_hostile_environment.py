@@ -133,11 +133,12 @@ def test_stylize_with_closed_descriptors_writes_its_image(closed, vgg16_weights,
     attribute 'flush'", exit 1, and with every descriptor closed no image was written."""
     content = _picture(tmp_path / "content.png", 40, 48, seed=1)
     style = _picture(tmp_path / "style.png", 48, 48, seed=2)
+    command = [
+        sys.executable, "-m", "tf_nst", "stylize", content, style, "-o", "out.png",
+        "--size", "32", "--steps", "2", "--backbone", "vgg16", "--weights", vgg16_weights,
+    ]  # fmt: skip
     completed = subprocess.run(
-        [
-            sys.executable, "-m", "tf_nst", "stylize", content, style, "-o", "out.png",
-            "--size", "32", "--steps", "2", "--backbone", "vgg16", "--weights", vgg16_weights,
-        ],  # fmt: skip
+        command,
         cwd=tmp_path,
         close_fds=True,
         preexec_fn=_closing(*closed),
@@ -206,13 +207,14 @@ def test_train_under_a_container_limit_is_refused_before_tensorflow(tmp_path):
     for index in range(4):
         _picture(photos / f"photo_{index}.png", 40, 48, seed=index)
     style = _picture(tmp_path / "style.png", 48, 48, seed=9)
+    command = [
+        sys.executable, "-c", "import sys; from tf_nst.cli.parser import main; code = main(); "
+        "assert 'tensorflow' not in sys.modules; sys.exit(code)",
+        "train", style, "--photos", photos, "-o", tmp_path / "model", "--size", "2048",
+        "--validation", "1", "--logdir", tmp_path / "logs",
+    ]  # fmt: skip
     completed = subprocess.run(
-        [
-            sys.executable, "-c", "import sys; from tf_nst.cli.parser import main; code = main(); "
-            "assert 'tensorflow' not in sys.modules; sys.exit(code)",
-            "train", style, "--photos", photos, "-o", tmp_path / "model", "--size", "2048",
-            "--validation", "1", "--logdir", tmp_path / "logs",
-        ],  # fmt: skip
+        command,
         capture_output=True,
         text=True,
         timeout=120,

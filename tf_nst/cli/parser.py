@@ -58,6 +58,7 @@ TRAIN_OUTPUT_FIELDS = ("logdir", "run_name", "checkpoint_every", "resume", "quie
 
 # --- options generated from the config dataclasses -------------------------------------------
 
+
 def any_style_defaults() -> dict[str, str]:
     """The shown defaults of `train`'s shared flags: both kinds' where they differ."""
     from tf_nst.text import setting_text
@@ -70,9 +71,7 @@ def any_style_defaults() -> dict[str, str]:
         per_style = shown_default(TrainConfig, field.name)
         any_style = shown_default(AnyStyleConfig, field.name)
         if per_style != any_style:
-            shown[field.name] = (
-                f"{setting_text(per_style)}; --paintings: {setting_text(any_style)}"
-            )
+            shown[field.name] = f"{setting_text(per_style)}; --paintings: {setting_text(any_style)}"
     return shown
 
 
@@ -162,9 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead of STYLE images: a folder of paintings (recursive; repeatable) to train an "
         "any-style network (AdaIN) that takes its painting when applied",
     )
-    add_fields(
-        train.add_argument_group("the training"), TrainConfig, defaults=any_style_defaults()
-    )
+    add_fields(train.add_argument_group("the training"), TrainConfig, defaults=any_style_defaults())
     add_fields(
         train.add_argument_group("any-style training (--paintings)"),
         AnyStyleConfig,

@@ -87,8 +87,7 @@ def check_output_path(
         raise StyleTransferError(f"output path {label} has no file extension: end it with {known}")
     if suffix not in OUTPUT_EXTENSIONS:
         raise StyleTransferError(
-            f"output path {label} has the unknown extension {printable(suffix)}: "
-            f"use one of {known}"
+            f"output path {label} has the unknown extension {printable(suffix)}: use one of {known}"
         )
     parent = pathlib.Path(os.path.abspath(output)).parent
     parent_label = printable(str(parent))

@@ -206,9 +206,7 @@ class Optimization:
             self.blend,
         )
         content_features = self.extractor(content[None], training=False)
-        self.content_targets = {
-            name: content_features[name] for name in self.config.content_layers
-        }
+        self.content_targets = {name: content_features[name] for name in self.config.content_layers}
         if start_image is None:
             start_image = self._initial_image(index, content, height, width)
         self._image = tf.Variable(
