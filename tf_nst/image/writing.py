@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -324,3 +325,21 @@ def staged_directory(directory: str | os.PathLike):
             ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def replace_directory(directory: str | os.PathLike, write) -> None:
+    """Replaces `directory`, which this tool wrote, by what `write(path)` exports beside it.
+
+    The new export is written whole to a hidden sibling first and then swapped in by two renames
+    on the same file system, so the old one is given up only once the new one is complete; the
+    old one is then removed. The caller decides that `directory` may be replaced.
+    """
+    directory = pathlib.Path(directory)
+    token = secrets.token_hex(4)
+    fresh, old = (
+        directory.with_name(f".{directory.name}.{kind}-{token}") for kind in ("new", "old")
+    )
+    write(fresh)
+    os.rename(directory, old)
+    os.rename(fresh, directory)
+    shutil.rmtree(old, ignore_errors=True)

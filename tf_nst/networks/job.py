@@ -147,8 +147,7 @@ class TrainJob(LoopJob):
         Raises:
             StyleTransferError: If the export cannot be written, or `path` holds anything else.
         """
-        import shutil
-
+        from tf_nst.image.writing import replace_directory
         from tf_nst.networks.export import export_stylizer
 
         if not os.path.lexists(path):
@@ -156,12 +155,7 @@ class TrainJob(LoopJob):
             return
         check_own_model(path, self.run_id)
         model = self.trainer.best_model()
-        token = secrets.token_hex(4)
-        fresh, old = (path.with_name(f".{path.name}.{kind}-{token}") for kind in ("new", "old"))
-        export_stylizer(model, fresh, self.metadata())
-        os.rename(path, old)
-        os.rename(fresh, path)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_directory(path, lambda fresh: export_stylizer(model, fresh, self.metadata()))
 
     def progress_note(self, result) -> str:
         """Training speed."""

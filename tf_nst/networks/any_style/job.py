@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import pathlib
-import secrets
 
 from tf_nst.networks.job import is_stylizer, photos_digest
 from tf_nst.run import ResumeKey
@@ -101,8 +100,7 @@ class AnyStyleJob(LoopJob):
 
     def save_result(self, path: pathlib.Path) -> None:
         """Exports the best network to the model folder, atomically (as `TrainJob` does)."""
-        import shutil
-
+        from tf_nst.image.writing import replace_directory
         from tf_nst.networks.any_style.export import export_any_style
 
         decoder = self.trainer.best_model()
@@ -110,12 +108,9 @@ class AnyStyleJob(LoopJob):
         if not (self.resumed and is_stylizer(path)):
             export_any_style(encoder, decoder, path, self.metadata())
             return
-        token = secrets.token_hex(4)
-        fresh, old = (path.with_name(f".{path.name}.{kind}-{token}") for kind in ("new", "old"))
-        export_any_style(encoder, decoder, fresh, self.metadata())
-        os.rename(path, old)
-        os.rename(fresh, path)
-        shutil.rmtree(old, ignore_errors=True)
+        replace_directory(
+            path, lambda fresh: export_any_style(encoder, decoder, fresh, self.metadata())
+        )
 
     def progress_note(self, result) -> str:
         """Training speed."""
