@@ -10,6 +10,7 @@ builds the network, the optimizer and the data, and answers the hooks below.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import dataclasses
 import math
@@ -58,7 +59,7 @@ class TrainStepResult:
     progress: float
 
 
-class KeepBestTrainer:
+class KeepBestTrainer(abc.ABC):
     """The training loop and resumable state of a network trainer.
 
     A subclass builds `config`, `model`, `optimizer` and `global_batch_size` in its `__init__`,
@@ -112,26 +113,26 @@ class KeepBestTrainer:
 
     # --- the hooks ---------------------------------------------------------------------------
 
+    @abc.abstractmethod
     def build_network(self) -> keras.Model:
         """A new, untrained network of the trained shape."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def open_batches(self, stack: contextlib.ExitStack) -> Callable[[], object]:
         """The batch source for one `steps()` run."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def train_on(self, batch) -> tuple[tf.Tensor, Mapping[str, tf.Tensor]]:
         """One training step on `batch`: (loss, named terms)."""
-        raise NotImplementedError
 
     @property
+    @abc.abstractmethod
     def validation_count(self) -> int:
         """Held-out examples that `validate` evaluates."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def validate(self) -> tuple[float, np.ndarray]:
         """(Mean validation loss, the stylized validation images)."""
-        raise NotImplementedError
 
     # --- checkpoint and resume -------------------------------------------------------------
 
