@@ -57,14 +57,21 @@ def test_adam_loss_falls_over_30_steps(tiny_extractor, random_images):
 
 def test_keep_best_returns_the_lowest_loss_image_not_the_last(tiny_extractor, random_images):
     """A learning rate of 5 (the image lives in [0, 1]) overshoots: the loss jumps up after the
-    first step, so the best image is an early one and the last image is worse."""
+    first step, and the result must be the best image, never a worse later one."""
     content, style = random_images
     optimization, results = _run(content, [style], tiny_extractor, steps=12, learning_rate=5.0)
     losses_seen = [result.loss for result in results]
     assert losses_seen[1] > losses_seen[0]  # the premise: the loss rises after the first step
     best = _assert_final_is_best(optimization, results)
-    assert losses_seen[-1] > losses_seen[best]
-    assert not np.allclose(optimization.final_image(), optimization.postprocess(results[-1].image))
+    # Which later steps come back down depends on the tiny extractor's random weights (its
+    # fixture is unseeded, so the test order decides them); the images of every step worse than
+    # the best, the last one among them whenever it is worse, must differ from the result.
+    worse = [index for index, loss in enumerate(losses_seen) if loss > losses_seen[best]]
+    assert 1 in worse
+    for index in worse:
+        assert not np.allclose(
+            optimization.final_image(), optimization.postprocess(results[index].image)
+        ), index
     for result in results:
         assert np.isfinite(result.image.numpy()).all()
         assert float(tf.reduce_min(result.image)) >= 0.0
